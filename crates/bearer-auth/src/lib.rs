@@ -1,0 +1,98 @@
+//! Bearer-token (API key) authentication for Rust web services: the framework-agnostic
+//! core.
+//!
+//! This crate decides about a request; the adapters `bearer-auth-tower` (axum, hyper, any
+//! Tower stack) and `bearer-auth-actix` (actix-web) only carry its decision. It holds:
+//!
+//! - [`BearerToken`]: `Authorization: Bearer <token>` read to RFC 6750's grammar (plus `|`
+//!   for Laravel Sanctum tokens), with a check whose work depends only on the token's
+//!   length;
+//! - [`TokenVerifier`]: the one extension point, implemented by your backend or made from
+//!   a closure with [`verifier_fn`];
+//! - [`Rejection`]: the documented answers (401 `{"message":"Unauthenticated."}`, the 403
+//!   two-factor and ability bodies, 503 when the backend failed), rendered byte for byte
+//!   with [`Rejection::to_response`];
+//! - [`Policy`] and [`Authenticator`]: what a route asks beyond a valid token (optional
+//!   authentication, abilities, a pending second factor), shared by the adapters;
+//! - [`KeyGenerator`], [`TokenHash`], [`TokenParts`]: Sanctum-format keys
+//!   (`{id}|{prefix}{40 random}{crc32b}`), stored only as SHA-256;
+//! - [`MemoryStore`]: keys in memory with create, regenerate, revoke and list, and its
+//!   verifier.
+//!
+//! # Example
+//!
+//! Issue a key, then verify the header a client sends with it:
+//!
+//! ```
+//! use bearer_auth::{Authenticator, MemoryStore, NewToken, Rejection};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let store = MemoryStore::new();
+//! let issued = store.create(NewToken::new("alice".to_owned(), "laptop")).unwrap();
+//! // `plain_text_token` is shown once; the store keeps only its SHA-256.
+//! let header = format!("Bearer {}", issued.plain_text_token().as_str());
+//!
+//! let auth = Authenticator::new(store.clone());
+//! let principal = auth.authenticate([header.as_bytes()]).await.unwrap().unwrap();
+//! assert_eq!(principal.owner(), "alice");
+//!
+//! // Revoked: refused at once, with the documented 401.
+//! store.revoke(issued.id());
+//! let rejection = auth.authenticate([header.as_bytes()]).await.unwrap_err();
+//! assert!(matches!(rejection, Rejection::InvalidToken(_)));
+//! let response: http::Response<bytes::Bytes> = auth.respond(&rejection);
+//! assert_eq!(response.status(), 401);
+//! assert_eq!(response.headers()["www-authenticate"], r#"Bearer error="invalid_token""#);
+//! assert_eq!(response.body().as_ref(), br#"{"message":"Unauthenticated."}"#);
+//! # }
+//! ```
+//!
+//! # Security
+//!
+//! - **Secrets are not shown.** [`BearerToken`] and [`PlainTextToken`] print as
+//!   `******` in `Debug`, have no `Display` and no `PartialEq`, and are zeroed when
+//!   dropped. [`TokenHash`] does not print its digest. Refusals are logged with their
+//!   reason only (target `bearer_auth`), never with the token or its digest.
+//! - **Only digests are stored**: SHA-256 of the secret, as Sanctum does.
+//! - **Constant time, best effort.** Digests are compared with [`subtle`]'s
+//!   `ConstantTimeEq`; the token's characters are checked without a branch or an early
+//!   exit on their values; an unknown key id and a wrong secret take the same path
+//!   (a compare against a dummy digest). As with `subtle`, this is best effort: the
+//!   compiler and the processor are not bound by it, and the timing tests of this
+//!   project measure rather than prove it.
+//! - **What is not constant time**, on purpose: the token's length; the scheme and the
+//!   whitespace around it; the key id (the digits before `|`), which is parsed and looked
+//!   up in a map with ordinary code. The id is not secret: it is a row number that
+//!   Sanctum also shows, it grants nothing without the secret, and knowing which ids
+//!   exist does not help to guess a 40-character random secret (about 238 bits). Tokens
+//!   without an id are looked up by their digest, whose timing tells an attacker nothing
+//!   about any stored secret.
+
+#![forbid(unsafe_code)]
+
+mod authenticator;
+mod key;
+mod memory;
+mod parse;
+mod principal;
+mod rejection;
+mod verifier;
+
+pub use authenticator::{Authenticator, Policy};
+pub use key::{
+    CHECKSUM_LEN, ENTROPY_LEN, KeyError, KeyGenerator, PlainTextToken, TokenHash, TokenParts,
+};
+pub use memory::{
+    AccessToken, IssuedToken, MemoryStore, MemoryStoreBuilder, NewToken, StoreError, TokenInfo,
+};
+pub use parse::{BearerToken, ParseError};
+pub use principal::{Abilities, Principal};
+pub use rejection::{
+    BoxError, Challenge, InvalidRealm, InvalidReason, MISSING_ABILITY_BODY, Rejection,
+    SECOND_FACTOR_BODY, UNAUTHENTICATED_BODY, UNAVAILABLE_BODY,
+};
+pub use verifier::{TokenVerifier, VerifierFn, verifier_fn};
+
+/// Re-exported so that verifiers can be written without naming the dependency.
+pub use async_trait::async_trait;

@@ -1,0 +1,170 @@
+//! What a verifier hands back for an accepted token.
+
+use std::sync::Arc;
+
+/// The identity a [`TokenVerifier`](crate::TokenVerifier) returns for an accepted token.
+///
+/// The adapters put it into the request extensions (hence `Clone + Send + Sync + 'static`)
+/// and ask it two questions to apply a route's [`Policy`](crate::Policy). Both have safe
+/// defaults, so for most types the implementation is one line:
+///
+/// ```
+/// #[derive(Clone)]
+/// struct User {
+///     id: u64,
+/// }
+///
+/// impl bearer_auth::Principal for User {}
+/// ```
+///
+/// With the defaults the principal holds no ability (a route that requires one answers
+/// 403) and has no second factor pending.
+pub trait Principal: Clone + Send + Sync + 'static {
+    /// Whether the principal may use `ability`. Defaults to `false`.
+    fn has_ability(&self, ability: &str) -> bool {
+        let _ = ability;
+        false
+    }
+
+    /// Whether the token was accepted but its second factor is still pending. Such a
+    /// principal is refused with 403 everywhere but on routes that
+    /// [accept it](crate::Policy::accept_pending_second_factor). Defaults to `false`.
+    fn second_factor_pending(&self) -> bool {
+        false
+    }
+}
+
+macro_rules! plain_principal {
+    ($($ty:ty),* $(,)?) => {
+        $(
+            /// A plain identity: no abilities, no second factor.
+            impl Principal for $ty {}
+        )*
+    };
+}
+
+plain_principal!(
+    (),
+    String,
+    Box<str>,
+    Arc<str>,
+    u32,
+    u64,
+    u128,
+    i32,
+    i64,
+    i128
+);
+
+impl<P: Principal> Principal for Arc<P> {
+    fn has_ability(&self, ability: &str) -> bool {
+        (**self).has_ability(ability)
+    }
+
+    fn second_factor_pending(&self) -> bool {
+        (**self).second_factor_pending()
+    }
+}
+
+/// A token's abilities, as Laravel Sanctum keeps them: a list of names in which `*`
+/// grants everything. Cheap to clone (shared).
+///
+/// ```
+/// use bearer_auth::Abilities;
+///
+/// let abilities = Abilities::new(["servers:read", "servers:write"]);
+/// assert!(abilities.can("servers:read"));
+/// assert!(!abilities.can("billing:read"));
+/// assert!(Abilities::all().can("anything"));
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Abilities(Arc<[Box<str>]>);
+
+impl Abilities {
+    /// The given abilities.
+    pub fn new<I, S>(abilities: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<Box<str>>,
+    {
+        Self(abilities.into_iter().map(Into::into).collect())
+    }
+
+    /// `["*"]`: every ability (Sanctum's default for a new token).
+    pub fn all() -> Self {
+        Self::new(["*"])
+    }
+
+    /// No ability at all.
+    pub fn none() -> Self {
+        Self(Arc::from([]))
+    }
+
+    /// Sanctum's rule: `*` grants every ability, otherwise an exact match is needed.
+    pub fn can(&self, ability: &str) -> bool {
+        self.0.iter().any(|a| &**a == "*" || &**a == ability)
+    }
+
+    /// The ability names, in the order they were given.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.0.iter().map(|a| &**a)
+    }
+
+    /// How many names there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Abilities {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl<S: Into<Box<str>>> FromIterator<S> for Abilities {
+    fn from_iter<I: IntoIterator<Item = S>>(iter: I) -> Self {
+        Self::new(iter)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcard_grants_everything() {
+        assert!(Abilities::new(["read", "*"]).can("write"));
+    }
+
+    #[test]
+    fn exact_match_only() {
+        let a = Abilities::new(["servers:read"]);
+        assert!(a.can("servers:read"));
+        assert!(!a.can("servers"));
+        assert!(!a.can("servers:read:all"));
+        assert!(!a.can("SERVERS:READ"));
+    }
+
+    #[test]
+    fn none_grants_nothing() {
+        assert!(!Abilities::none().can("*"));
+        assert!(Abilities::none().is_empty());
+    }
+
+    #[test]
+    fn defaults_deny_abilities_and_have_no_pending_factor() {
+        assert!(!"user".to_owned().has_ability("*"));
+        assert!(!7_u64.second_factor_pending());
+    }
+
+    #[test]
+    fn debug_lists_names() {
+        assert_eq!(format!("{:?}", Abilities::new(["a", "b"])), r#"["a", "b"]"#);
+    }
+}
