@@ -72,6 +72,7 @@
 #![forbid(unsafe_code)]
 
 mod authenticator;
+mod extension;
 mod key;
 mod memory;
 mod parse;
@@ -80,6 +81,7 @@ mod rejection;
 mod verifier;
 
 pub use authenticator::{Authenticator, Policy};
+pub use extension::{MISSING_LAYER_BODY, Unauthenticated, missing_layer_response};
 pub use key::{
     CHECKSUM_LEN, ENTROPY_LEN, KeyError, KeyGenerator, PlainTextToken, TokenHash, TokenParts,
 };
