@@ -57,16 +57,18 @@
 //! - **Only digests are stored**: SHA-256 of the secret, as Sanctum does.
 //! - **Constant time, best effort.** Digests are compared with [`subtle`]'s
 //!   `ConstantTimeEq`; the token's characters are checked without a branch or an early
-//!   exit on their values; an unknown key id and a wrong secret take the same path
-//!   (a compare against a dummy digest). As with `subtle`, this is best effort: the
-//!   compiler and the processor are not bound by it, and the timing tests of this
-//!   project measure rather than prove it.
+//!   exit on their values. [`MemoryStore`] finds a key by the digest of the presented
+//!   secret and only then checks the id, so an unknown id and a known id with a wrong
+//!   secret take the very same path: a lookup that misses. As with `subtle`, this is
+//!   best effort: the compiler and the processor are not bound by it, and the timing
+//!   tests of this project (`benches/timing_leaks.rs`, dudect) measure rather than
+//!   prove it.
 //! - **What is not constant time**, on purpose: the token's length; the scheme and the
-//!   whitespace around it; the key id (the digits before `|`), which is parsed and looked
-//!   up in a map with ordinary code. The id is not secret: it is a row number that
-//!   Sanctum also shows, it grants nothing without the secret, and knowing which ids
-//!   exist does not help to guess a 40-character random secret (about 238 bits). Tokens
-//!   without an id are looked up by their digest, whose timing tells an attacker nothing
+//!   whitespace around it; whether the token was accepted; the key id (the digits before
+//!   `|`), which is parsed with ordinary code. The id is not secret: it is a row number
+//!   that Sanctum also shows, and it grants nothing without the secret, a 40-character
+//!   random string (about 238 bits). The hash map lookup depends on the digest of the
+//!   presented secret, through a randomly keyed hash, which tells an attacker nothing
 //!   about any stored secret.
 
 #![forbid(unsafe_code)]

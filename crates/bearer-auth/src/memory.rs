@@ -11,25 +11,23 @@ use std::{
 
 use async_trait::async_trait;
 use dashmap::DashMap;
-use subtle::{Choice, ConstantTimeEq};
 
 use crate::{
     Abilities, BearerToken, InvalidReason, KeyError, KeyGenerator, PlainTextToken, Principal,
     Rejection, TokenHash, TokenParts, TokenVerifier,
 };
 
-/// Compared against when no key matches, so that an unknown id and a wrong secret do the
-/// same work. No SHA-256 output is known to be all zeros.
-const DUMMY_HASH: TokenHash = TokenHash::from_bytes([0; 32]);
-
 /// `expires_at` of a key that never expires.
 const NEVER: u64 = u64::MAX;
 
-/// Keys kept in memory, by id: for a single process, tests and examples.
+/// Keys kept in memory: for a single process, tests and examples.
 ///
-/// Cloning is cheap and every clone sees the same keys. Lookups go through a sharded
-/// map, so verifying takes no lock over the whole store, and costs the same however many
-/// keys there are. `last_used_at` is an atomic per key, written at most once a second.
+/// Cloning is cheap and every clone sees the same keys. Keys are found by the SHA-256 of
+/// the presented secret in a sharded hash map, so verifying takes no lock over the whole
+/// store and costs the same however many keys there are; the id before the `|` must then
+/// match the key found. A wrong secret with a known id and any secret with an unknown id
+/// thus take the very same path: a lookup that misses. `last_used_at` is an atomic per
+/// key, written at most once a second.
 ///
 /// ```
 /// use bearer_auth::{BearerToken, MemoryStore, NewToken, TokenVerifier};
@@ -58,9 +56,11 @@ pub struct MemoryStore<O = String> {
 }
 
 struct Inner<O> {
-    by_id: DashMap<u64, Entry<O>>,
-    /// Digest to id, for tokens presented without their `id|` prefix.
-    by_digest: DashMap<TokenHash, u64>,
+    /// The keys, by the digest of their secret: the one map verification reads.
+    by_digest: DashMap<TokenHash, Entry<O>>,
+    /// Id to digest, for the operations that name a key by id. Lock order: an entry of
+    /// `by_id` may be held while `by_digest` is used, never the other way round.
+    by_id: DashMap<u64, TokenHash>,
     next_id: AtomicU64,
     keys: KeyGenerator,
     /// Sanctum's `expiration`: keys older than this are refused. In milliseconds.
@@ -68,7 +68,7 @@ struct Inner<O> {
 }
 
 struct Entry<O> {
-    hash: TokenHash,
+    id: u64,
     owner: O,
     name: Box<str>,
     abilities: Abilities,
@@ -92,7 +92,7 @@ impl<O> Clone for MemoryStore<O> {
 impl<O> fmt::Debug for MemoryStore<O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryStore")
-            .field("keys", &self.inner.by_id.len())
+            .field("keys", &self.inner.by_digest.len())
             .field("prefix", &self.inner.keys.prefix())
             .field("max_age_ms", &self.inner.max_age)
             .finish()
@@ -353,7 +353,7 @@ impl<O: Clone + Send + Sync + 'static> MemoryStore<O> {
         let token = self.inner.keys.generate(id)?;
         let hash = token.hash();
         let entry = Entry {
-            hash,
+            id,
             owner: new.owner,
             name: new.name,
             abilities: new.abilities,
@@ -362,8 +362,8 @@ impl<O: Clone + Send + Sync + 'static> MemoryStore<O> {
             last_used_at: AtomicU64::new(0),
             second_factor_pending: AtomicBool::new(new.second_factor_pending),
         };
-        self.inner.by_id.insert(id, entry);
-        self.inner.by_digest.insert(hash, id);
+        self.inner.by_digest.insert(hash, entry);
+        self.inner.by_id.insert(id, hash);
         Ok(IssuedToken { id, token })
     }
 
@@ -373,57 +373,59 @@ impl<O: Clone + Send + Sync + 'static> MemoryStore<O> {
     pub fn regenerate(&self, id: u64) -> Result<IssuedToken, StoreError> {
         let token = self.inner.keys.generate(id)?;
         let hash = token.hash();
-        let old = {
-            let mut entry = self
-                .inner
-                .by_id
-                .get_mut(&id)
-                .ok_or(StoreError::NotFound(id))?;
-            let old = entry.hash;
-            entry.hash = hash;
-            entry.created_at = now_ms();
-            entry.last_used_at.store(0, Ordering::Relaxed);
-            old
-        };
-        self.inner.by_digest.remove(&old);
-        self.inner.by_digest.insert(hash, id);
+        let mut current = self
+            .inner
+            .by_id
+            .get_mut(&id)
+            .ok_or(StoreError::NotFound(id))?;
+        let (_, mut entry) = self
+            .inner
+            .by_digest
+            .remove(&*current)
+            .ok_or(StoreError::NotFound(id))?;
+        entry.created_at = now_ms();
+        entry.last_used_at = AtomicU64::new(0);
+        self.inner.by_digest.insert(hash, entry);
+        *current = hash;
         Ok(IssuedToken { id, token })
     }
 
     /// Deletes the key; its token is refused from this moment. `false` if there was none.
     pub fn revoke(&self, id: u64) -> bool {
         match self.inner.by_id.remove(&id) {
-            Some((_, entry)) => {
-                self.inner.by_digest.remove(&entry.hash);
-                true
-            }
+            Some((_, hash)) => self.inner.by_digest.remove(&hash).is_some(),
             None => false,
         }
     }
 
     /// Records that the key's second factor was passed. `false` if there is no such key.
     pub fn confirm_second_factor(&self, id: u64) -> bool {
-        match self.inner.by_id.get(&id) {
-            Some(entry) => {
-                entry.second_factor_pending.store(false, Ordering::Release);
-                true
-            }
-            None => false,
-        }
+        self.with_entry(id, |entry| {
+            entry.second_factor_pending.store(false, Ordering::Release);
+        })
+        .is_some()
     }
 
     /// What the store knows of one key.
     pub fn get(&self, id: u64) -> Option<TokenInfo<O>> {
-        self.inner.by_id.get(&id).map(|e| info(*e.key(), e.value()))
+        self.with_entry(id, info)
+    }
+
+    /// Runs `f` on the key `id`, holding its `by_id` entry so that a concurrent
+    /// regeneration cannot move the key meanwhile.
+    fn with_entry<T>(&self, id: u64, f: impl FnOnce(&Entry<O>) -> T) -> Option<T> {
+        let hash = self.inner.by_id.get(&id)?;
+        let entry = self.inner.by_digest.get(&*hash)?;
+        Some(f(&entry))
     }
 
     /// Every key, by id.
     pub fn list(&self) -> Vec<TokenInfo<O>> {
         let mut all: Vec<_> = self
             .inner
-            .by_id
+            .by_digest
             .iter()
-            .map(|e| info(*e.key(), e.value()))
+            .map(|e| info(e.value()))
             .collect();
         all.sort_by_key(|i| i.id);
         all
@@ -436,10 +438,10 @@ impl<O: Clone + Send + Sync + 'static> MemoryStore<O> {
     {
         let mut mine: Vec<_> = self
             .inner
-            .by_id
+            .by_digest
             .iter()
             .filter(|e| e.value().owner == *owner)
-            .map(|e| info(*e.key(), e.value()))
+            .map(|e| info(e.value()))
             .collect();
         mine.sort_by_key(|i| i.id);
         mine
@@ -447,31 +449,20 @@ impl<O: Clone + Send + Sync + 'static> MemoryStore<O> {
 
     /// How many keys there are.
     pub fn len(&self) -> usize {
-        self.inner.by_id.len()
+        self.inner.by_digest.len()
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.inner.by_id.is_empty()
+        self.inner.by_digest.is_empty()
     }
 
     fn check(&self, token: &BearerToken) -> Result<AccessToken<O>, Rejection> {
         let parts = TokenParts::split(token.as_str())?;
-        let digest = parts.hash();
-        let id = match parts.id() {
-            Some(id) => id,
-            // Ids start at 1, so 0 finds nothing and takes the unknown-id path below.
-            None => self.inner.by_digest.get(&digest).map_or(0, |id| *id),
-        };
-        let entry = self.inner.by_id.get(&id);
-        // The same constant-time compare whether or not the id exists.
-        let (stored, found) = match &entry {
-            Some(e) => (&e.hash, Choice::from(1)),
-            None => (&DUMMY_HASH, Choice::from(0)),
-        };
-        let matched = stored.ct_eq(&digest) & found;
+        // The map compares candidate keys with `TokenHash`'s constant-time equality.
+        let entry = self.inner.by_digest.get(&parts.hash());
         let entry = match entry {
-            Some(entry) if bool::from(matched) => entry,
+            Some(entry) if parts.id().is_none_or(|id| id == entry.id) => entry,
             _ => return Err(Rejection::InvalidToken(InvalidReason::Unknown)),
         };
         let now = now_ms();
@@ -487,7 +478,7 @@ impl<O: Clone + Send + Sync + 'static> MemoryStore<O> {
             entry.last_used_at.store(now, Ordering::Relaxed);
         }
         Ok(AccessToken {
-            id,
+            id: entry.id,
             owner: entry.owner.clone(),
             abilities: entry.abilities.clone(),
             second_factor_pending: entry.second_factor_pending.load(Ordering::Acquire),
@@ -504,10 +495,10 @@ impl<O: Clone + Send + Sync + 'static> TokenVerifier for MemoryStore<O> {
     }
 }
 
-fn info<O: Clone>(id: u64, e: &Entry<O>) -> TokenInfo<O> {
+fn info<O: Clone>(e: &Entry<O>) -> TokenInfo<O> {
     let last_used = e.last_used_at.load(Ordering::Relaxed);
     TokenInfo {
-        id,
+        id: e.id,
         owner: e.owner.clone(),
         name: e.name.clone(),
         abilities: e.abilities.clone(),
@@ -781,5 +772,8 @@ mod tests {
         }
         assert_eq!(s.len(), 32 * 100);
         assert_eq!(s.inner.by_digest.len(), 32 * 100);
+        for info in s.list() {
+            assert_eq!(s.get(info.id).unwrap().id, info.id);
+        }
     }
 }
