@@ -17,6 +17,8 @@
 //!   character, the other random characters of the whole alphabet;
 //! - `parse_bad_byte_first_vs_last`: an invalid byte in the first or the last position.
 
+#![allow(clippy::expect_used, clippy::unwrap_used)] // a bench harness, not library code
+
 use std::{
     future::Future,
     pin::pin,
