@@ -10,7 +10,8 @@ use std::{
 };
 
 use async_trait::async_trait;
-use dashmap::DashMap;
+use dashmap::{DashMap, Entry};
+use subtle::{Choice, ConstantTimeEq};
 
 use crate::{
     Abilities, BearerToken, InvalidReason, KeyError, KeyGenerator, PlainTextToken, Principal,
@@ -22,12 +23,13 @@ const NEVER: u64 = u64::MAX;
 
 /// Keys kept in memory: for a single process, tests and examples.
 ///
-/// Cloning is cheap and every clone sees the same keys. Keys are found by the SHA-256 of
-/// the presented secret in a sharded hash map, so verifying takes no lock over the whole
-/// store and costs the same however many keys there are; the id before the `|` must then
-/// match the key found. A wrong secret with a known id and any secret with an unknown id
-/// thus take the very same path: a lookup that misses. `last_used_at` is an atomic per
-/// key, written at most once a second.
+/// Cloning is cheap and every clone sees the same keys. A key is found first by the
+/// SHA-256 of the presented secret (its first 8 bytes index the keys, and the store keeps
+/// them unique), then its whole digest is compared in constant time and the id before the
+/// `|` must match. A wrong secret with a known id and any secret with an unknown id thus
+/// take the very same path: an index lookup that misses. The maps are sharded, so
+/// verifying takes no lock over the whole store and costs about the same however many
+/// keys there are. `last_used_at` is an atomic per key, written at most once a second.
 ///
 /// ```
 /// use bearer_auth::{BearerToken, MemoryStore, NewToken, TokenVerifier};
@@ -56,19 +58,21 @@ pub struct MemoryStore<O = String> {
 }
 
 struct Inner<O> {
-    /// The keys, by the digest of their secret: the one map verification reads.
-    by_digest: DashMap<TokenHash, Entry<O>>,
-    /// Id to digest, for the operations that name a key by id. Lock order: an entry of
-    /// `by_id` may be held while `by_digest` is used, never the other way round.
-    by_id: DashMap<u64, TokenHash>,
+    /// The keys, by id. Boxed: a map keeps free slots, and a free slot of a pointer
+    /// costs less than one of a whole entry.
+    by_id: DashMap<u64, Box<Key<O>>>,
+    /// The first 8 bytes of each key's digest, to its id. Unique: a new secret whose
+    /// prefix is taken is drawn again. Lock order: an entry of `by_id` may be held while
+    /// `by_prefix` is used, never the other way round.
+    by_prefix: DashMap<u64, u64>,
     next_id: AtomicU64,
     keys: KeyGenerator,
     /// Sanctum's `expiration`: keys older than this are refused. In milliseconds.
     max_age: Option<u64>,
 }
 
-struct Entry<O> {
-    id: u64,
+struct Key<O> {
+    hash: TokenHash,
     owner: O,
     name: Box<str>,
     abilities: Abilities,
@@ -92,7 +96,7 @@ impl<O> Clone for MemoryStore<O> {
 impl<O> fmt::Debug for MemoryStore<O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryStore")
-            .field("keys", &self.inner.by_digest.len())
+            .field("keys", &self.inner.by_id.len())
             .field("prefix", &self.inner.keys.prefix())
             .field("max_age_ms", &self.inner.max_age)
             .finish()
@@ -136,7 +140,7 @@ impl MemoryStoreBuilder {
         MemoryStore {
             inner: Arc::new(Inner {
                 by_id: DashMap::new(),
-                by_digest: DashMap::new(),
+                by_prefix: DashMap::new(),
                 next_id: AtomicU64::new(1),
                 keys: self.keys,
                 max_age: self
@@ -350,10 +354,9 @@ impl<O: Clone + Send + Sync + 'static> MemoryStore<O> {
     /// Creates a key and returns its plain text token, the only time it is shown.
     pub fn create(&self, new: NewToken<O>) -> Result<IssuedToken, KeyError> {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let token = self.inner.keys.generate(id)?;
-        let hash = token.hash();
-        let entry = Entry {
-            id,
+        let (token, hash) = self.issue(id)?;
+        let entry = Key {
+            hash,
             owner: new.owner,
             name: new.name,
             abilities: new.abilities,
@@ -362,70 +365,74 @@ impl<O: Clone + Send + Sync + 'static> MemoryStore<O> {
             last_used_at: AtomicU64::new(0),
             second_factor_pending: AtomicBool::new(new.second_factor_pending),
         };
-        self.inner.by_digest.insert(hash, entry);
-        self.inner.by_id.insert(id, hash);
+        self.inner.by_id.insert(id, Box::new(entry));
         Ok(IssuedToken { id, token })
+    }
+
+    /// Draws a secret for the key `id` whose digest prefix no other key has, and
+    /// reserves that prefix for `id`.
+    fn issue(&self, id: u64) -> Result<(PlainTextToken, TokenHash), KeyError> {
+        loop {
+            let token = self.inner.keys.generate(id)?;
+            let hash = token.hash();
+            if let Entry::Vacant(slot) = self.inner.by_prefix.entry(prefix(&hash)) {
+                slot.insert(id);
+                return Ok((token, hash));
+            }
+        }
     }
 
     /// Gives the key a new secret and returns it. The old token is refused from this
     /// moment. The key keeps its id, owner, name, abilities, expiry and second-factor
     /// state; its creation time restarts (for the maximum age) and it counts as unused.
     pub fn regenerate(&self, id: u64) -> Result<IssuedToken, StoreError> {
-        let token = self.inner.keys.generate(id)?;
-        let hash = token.hash();
-        let mut current = self
+        let mut entry = self
             .inner
             .by_id
             .get_mut(&id)
             .ok_or(StoreError::NotFound(id))?;
-        let (_, mut entry) = self
-            .inner
-            .by_digest
-            .remove(&*current)
-            .ok_or(StoreError::NotFound(id))?;
+        let (token, hash) = self.issue(id)?;
+        self.inner.by_prefix.remove(&prefix(&entry.hash));
+        entry.hash = hash;
         entry.created_at = now_ms();
-        entry.last_used_at = AtomicU64::new(0);
-        self.inner.by_digest.insert(hash, entry);
-        *current = hash;
+        entry.last_used_at.store(0, Ordering::Relaxed);
         Ok(IssuedToken { id, token })
     }
 
     /// Deletes the key; its token is refused from this moment. `false` if there was none.
     pub fn revoke(&self, id: u64) -> bool {
         match self.inner.by_id.remove(&id) {
-            Some((_, hash)) => self.inner.by_digest.remove(&hash).is_some(),
+            Some((_, entry)) => {
+                self.inner.by_prefix.remove(&prefix(&entry.hash));
+                true
+            }
             None => false,
         }
     }
 
     /// Records that the key's second factor was passed. `false` if there is no such key.
     pub fn confirm_second_factor(&self, id: u64) -> bool {
-        self.with_entry(id, |entry| {
-            entry.second_factor_pending.store(false, Ordering::Release);
-        })
-        .is_some()
+        match self.inner.by_id.get(&id) {
+            Some(entry) => {
+                entry.second_factor_pending.store(false, Ordering::Release);
+                true
+            }
+            None => false,
+        }
     }
 
     /// What the store knows of one key.
     pub fn get(&self, id: u64) -> Option<TokenInfo<O>> {
-        self.with_entry(id, info)
-    }
-
-    /// Runs `f` on the key `id`, holding its `by_id` entry so that a concurrent
-    /// regeneration cannot move the key meanwhile.
-    fn with_entry<T>(&self, id: u64, f: impl FnOnce(&Entry<O>) -> T) -> Option<T> {
-        let hash = self.inner.by_id.get(&id)?;
-        let entry = self.inner.by_digest.get(&*hash)?;
-        Some(f(&entry))
+        self.inner.by_id.get(&id).map(|e| info(*e.key(), e.value()))
     }
 
     /// Every key, by id.
     pub fn list(&self) -> Vec<TokenInfo<O>> {
         let mut all: Vec<_> = self
             .inner
-            .by_digest
+            .by_id
             .iter()
-            .map(|e| info(e.value()))
+            .map(|e| info(*e.key(), e.value()))
             .collect();
         all.sort_by_key(|i| i.id);
         all
@@ -438,10 +445,10 @@ impl<O: Clone + Send + Sync + 'static> MemoryStore<O> {
     {
         let mut mine: Vec<_> = self
             .inner
-            .by_digest
+            .by_id
             .iter()
             .filter(|e| e.value().owner == *owner)
-            .map(|e| info(e.value()))
+            .map(|e| info(*e.key(), e.value()))
             .collect();
         mine.sort_by_key(|i| i.id);
         mine
@@ -449,22 +456,31 @@ impl<O: Clone + Send + Sync + 'static> MemoryStore<O> {
 
     /// How many keys there are.
     pub fn len(&self) -> usize {
-        self.inner.by_digest.len()
+        self.inner.by_id.len()
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.inner.by_digest.is_empty()
+        self.inner.by_id.is_empty()
     }
 
     fn check(&self, token: &BearerToken) -> Result<AccessToken<O>, Rejection> {
+        let unknown = || Rejection::InvalidToken(InvalidReason::Unknown);
         let parts = TokenParts::split(token.as_str())?;
-        // The map compares candidate keys with `TokenHash`'s constant-time equality.
-        let entry = self.inner.by_digest.get(&parts.hash());
-        let entry = match entry {
-            Some(entry) if parts.id().is_none_or(|id| id == entry.id) => entry,
-            _ => return Err(Rejection::InvalidToken(InvalidReason::Unknown)),
-        };
+        let digest = parts.hash();
+        // Any wrong secret, whatever the id, ends here: the same miss.
+        let id = self
+            .inner
+            .by_prefix
+            .get(&prefix(&digest))
+            .map(|id| *id)
+            .ok_or_else(unknown)?;
+        let entry = self.inner.by_id.get(&id).ok_or_else(unknown)?;
+        let matched = entry.hash.ct_eq(&digest)
+            & Choice::from(u8::from(parts.id().is_none_or(|presented| presented == id)));
+        if !bool::from(matched) {
+            return Err(unknown());
+        }
         let now = now_ms();
         let too_old = self
             .inner
@@ -478,7 +494,7 @@ impl<O: Clone + Send + Sync + 'static> MemoryStore<O> {
             entry.last_used_at.store(now, Ordering::Relaxed);
         }
         Ok(AccessToken {
-            id: entry.id,
+            id,
             owner: entry.owner.clone(),
             abilities: entry.abilities.clone(),
             second_factor_pending: entry.second_factor_pending.load(Ordering::Acquire),
@@ -495,10 +511,10 @@ impl<O: Clone + Send + Sync + 'static> TokenVerifier for MemoryStore<O> {
     }
 }
 
-fn info<O: Clone>(e: &Entry<O>) -> TokenInfo<O> {
+fn info<O: Clone>(id: u64, e: &Key<O>) -> TokenInfo<O> {
     let last_used = e.last_used_at.load(Ordering::Relaxed);
     TokenInfo {
-        id: e.id,
+        id,
         owner: e.owner.clone(),
         name: e.name.clone(),
         abilities: e.abilities.clone(),
@@ -507,6 +523,12 @@ fn info<O: Clone>(e: &Entry<O>) -> TokenInfo<O> {
         last_used_at: (last_used != 0).then(|| from_ms(last_used)),
         second_factor_pending: e.second_factor_pending.load(Ordering::Acquire),
     }
+}
+
+/// The index key of a digest: its first 8 bytes.
+fn prefix(hash: &TokenHash) -> u64 {
+    let [a, b, c, d, e, f, g, h, ..] = *hash.as_bytes();
+    u64::from_le_bytes([a, b, c, d, e, f, g, h])
 }
 
 fn to_ms(t: SystemTime) -> u64 {
@@ -771,7 +793,7 @@ mod tests {
             t.await.unwrap();
         }
         assert_eq!(s.len(), 32 * 100);
-        assert_eq!(s.inner.by_digest.len(), 32 * 100);
+        assert_eq!(s.inner.by_prefix.len(), 32 * 100);
         for info in s.list() {
             assert_eq!(s.get(info.id).unwrap().id, info.id);
         }

@@ -1,6 +1,6 @@
 //! What a verifier hands back for an accepted token.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// The identity a [`TokenVerifier`](crate::TokenVerifier) returns for an accepted token.
 ///
@@ -90,9 +90,11 @@ impl Abilities {
         Self(abilities.into_iter().map(Into::into).collect())
     }
 
-    /// `["*"]`: every ability (Sanctum's default for a new token).
+    /// `["*"]`: every ability (Sanctum's default for a new token). Shared: keys created
+    /// with it hold one pointer, not a list of their own.
     pub fn all() -> Self {
-        Self::new(["*"])
+        static ALL: OnceLock<Abilities> = OnceLock::new();
+        ALL.get_or_init(|| Self::new(["*"])).clone()
     }
 
     /// No ability at all.
