@@ -72,7 +72,7 @@ pub struct BearerAuth<S, V> {
 
 impl<S, V> BearerAuth<S, V> {
     /// `inner` behind tokens checked by `verifier`, with the default policy and
-    /// challenge. For the options, use [`BearerAuth::layer`].
+    /// challenge. For the options, use [`BearerAuthLayer`].
     pub fn new(inner: S, verifier: V) -> Self {
         Self::from_shared(inner, Arc::new(Authenticator::new(verifier)))
     }
@@ -81,12 +81,6 @@ impl<S, V> BearerAuth<S, V> {
     /// other services.
     pub fn from_shared(inner: S, auth: Arc<Authenticator<V>>) -> Self {
         Self { inner, auth }
-    }
-
-    /// A [`BearerAuthLayer`] checking tokens with `verifier`, to configure with its
-    /// builder methods.
-    pub fn layer(verifier: V) -> BearerAuthLayer<V> {
-        BearerAuthLayer::new(verifier)
     }
 
     /// The verifier, policy and challenge this service applies.
@@ -107,6 +101,15 @@ impl<S, V> BearerAuth<S, V> {
     /// The inner service, consuming this one.
     pub fn into_inner(self) -> S {
         self.inner
+    }
+}
+
+impl<V> BearerAuth<(), V> {
+    /// A [`BearerAuthLayer`] checking tokens with `verifier`, to configure with its
+    /// builder methods. The same as [`BearerAuthLayer::new`]; defined on
+    /// `BearerAuth<(), V>` so that `BearerAuth::layer(verifier)` needs no annotation.
+    pub fn layer(verifier: V) -> BearerAuthLayer<V> {
+        BearerAuthLayer::new(verifier)
     }
 }
 
