@@ -136,9 +136,13 @@ pub(crate) fn principal_body(owner: &str, id: u64) -> String {
 }
 
 fn show(user: &User) -> HttpResponse {
+    text(principal_body(user.owner(), user.id()))
+}
+
+fn text(body: impl Into<String>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
-        .body(principal_body(user.owner(), user.id()))
+        .body(body.into())
 }
 
 /// Requires a principal.
@@ -150,7 +154,7 @@ pub(crate) async fn whoami(user: Authenticated<User>) -> HttpResponse {
 pub(crate) async fn maybe(user: MaybeAuthenticated<User>) -> HttpResponse {
     match &*user {
         Some(user) => show(user),
-        None => HttpResponse::Ok().body("anonymous"),
+        None => text("anonymous"),
     }
 }
 
@@ -158,7 +162,7 @@ pub(crate) async fn maybe(user: MaybeAuthenticated<User>) -> HttpResponse {
 pub(crate) async fn option(user: Option<Authenticated<User>>) -> HttpResponse {
     match user {
         Some(user) => show(&user),
-        None => HttpResponse::Ok().body("anonymous"),
+        None => text("anonymous"),
     }
 }
 
