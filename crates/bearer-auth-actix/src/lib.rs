@@ -1,0 +1,111 @@
+//! Bearer-token (API key) authentication for [actix-web] 4.
+//!
+//! A thin adapter around the [`bearer_auth`] core: every decision (parsing the
+//! `Authorization` header, verifying the token, applying a route's policy) and every byte
+//! of a refusal come from the core, so this crate and `bearer-auth-tower` (axum, hyper,
+//! Tower) answer the same request alike. It holds:
+//!
+//! - [`BearerAuth`]: the middleware (a [`Transform`](actix_web::dev::Transform)) for
+//!   `App::wrap`, `Scope::wrap` and `Resource::wrap`, built from any
+//!   [`TokenVerifier`](bearer_auth::TokenVerifier), with per-route options: optional
+//!   authentication, required abilities, a pending second factor accepted on the
+//!   challenge route;
+//! - [`Authenticated<P>`](Authenticated) and [`MaybeAuthenticated<P>`](MaybeAuthenticated):
+//!   extractors that hand the accepted principal to handlers.
+//!
+//! # Example
+//!
+//! ```
+//! use actix_web::{App, HttpResponse, test, web};
+//! use bearer_auth::{AccessToken, MemoryStore, NewToken};
+//! use bearer_auth_actix::{Authenticated, BearerAuth};
+//!
+//! async fn user(user: Authenticated<AccessToken<String>>) -> HttpResponse {
+//!     HttpResponse::Ok().body(user.owner().clone())
+//! }
+//!
+//! # #[actix_web::main]
+//! # async fn main() {
+//! let store = MemoryStore::new();
+//! let key = store.create(NewToken::new("alice".to_owned(), "laptop")).unwrap();
+//!
+//! let app = test::init_service(
+//!     App::new()
+//!         .service(
+//!             web::scope("/v1")
+//!                 .wrap(BearerAuth::new(store.clone()))
+//!                 .route("/auth/user", web::get().to(user)),
+//!         )
+//!         .route("/health", web::get().to(HttpResponse::Ok)),
+//! )
+//! .await;
+//!
+//! // With the key: the handler runs with its principal.
+//! let req = test::TestRequest::get()
+//!     .uri("/v1/auth/user")
+//!     .insert_header(("Authorization", format!("Bearer {}", key.plain_text_token().as_str())))
+//!     .to_request();
+//! assert_eq!(test::call_and_read_body(&app, req).await, "alice");
+//!
+//! // With a wrong key: the documented 401, and the handler does not run.
+//! let req = test::TestRequest::get()
+//!     .uri("/v1/auth/user")
+//!     .insert_header(("Authorization", "Bearer 1|wrong"))
+//!     .to_request();
+//! let res = test::call_service(&app, req).await;
+//! assert_eq!(res.status(), 401);
+//! assert_eq!(res.headers().get("www-authenticate").unwrap(), r#"Bearer error="invalid_token""#);
+//! assert_eq!(res.headers().get("content-type").unwrap(), "application/json");
+//! assert_eq!(test::read_body(res).await, r#"{"message":"Unauthenticated."}"#);
+//!
+//! // Routes outside the scope are open.
+//! let req = test::TestRequest::get().uri("/health").to_request();
+//! assert_eq!(test::call_service(&app, req).await.status(), 200);
+//! # }
+//! ```
+//!
+//! # Responses
+//!
+//! Every refusal has `Content-Type: application/json` and one of these exact bodies:
+//!
+//! | when | status | body |
+//! |---|---|---|
+//! | missing / malformed / unknown / expired / revoked token | 401 | `{"message":"Unauthenticated."}` |
+//! | token valid, its second factor still pending | 403 | `{"message":"Two-factor authentication required.","requires_2fa":true}` |
+//! | token valid, lacks a required ability | 403 | `{"message":"Invalid ability provided."}` |
+//! | the verifier's backend failed (store down, timeout) | 503 | `{"message":"Service Unavailable."}` |
+//!
+//! A 401 also carries `WWW-Authenticate`: `Bearer` when the request had no Bearer
+//! credentials, `Bearer error="invalid_token"` when a token was presented and refused
+//! (with `realm="…"` first if one is [set](BearerAuth::with_realm)). 403 and 503 carry
+//! none. The wrapped service is not called for a refused request.
+//!
+//! An extractor used on a route that no `BearerAuth` covers answers 500 with a plain-text
+//! explanation and logs the mistake at `error` level: see [`Authenticated`].
+//!
+//! The conversion from the core's `http` 1.x response to actix-web's types keeps the
+//! status, every header name and value, and the body bytes; only the order of different
+//! header names may differ, as actix-web's header map does not keep it.
+//!
+//! # Logs
+//!
+//! One [`tracing`] event per refused request (target `bearer_auth`), with its reason
+//! (`missing`, `malformed`, `unknown`, `expired`, `revoked`, `second_factor`, `ability`,
+//! `backend`) and status; never the token or its digest. Refusals are `debug` events,
+//! except a failed backend (`error`, with the backend's error). A route without a
+//! middleware is logged at `error` when an extractor finds it.
+//!
+//! [actix-web]: https://docs.rs/actix-web/4
+
+#![forbid(unsafe_code)]
+
+mod extract;
+mod middleware;
+mod response;
+
+pub use extract::{Authenticated, AuthenticatedRejection, MaybeAuthenticated, MissingMiddleware};
+pub use middleware::{BearerAuth, BearerAuthMiddleware};
+
+/// The core crate, re-exported so that its verifiers, stores and rejections can be named
+/// without a separate dependency.
+pub use bearer_auth;

@@ -1,0 +1,398 @@
+//! The middleware: [`BearerAuth`] (the `Transform`) and [`BearerAuthMiddleware`] (the
+//! service it builds).
+
+use std::{fmt, future::Ready, rc::Rc, sync::Arc};
+
+use actix_web::{
+    Error, HttpMessage,
+    body::{EitherBody, MessageBody},
+    dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready},
+    http::header::AUTHORIZATION,
+};
+use bearer_auth::{
+    Authenticator, Challenge, InvalidRealm, Policy, Rejection, TokenVerifier, Unauthenticated,
+};
+use futures_util::future::LocalBoxFuture;
+
+use crate::response::to_actix;
+
+/// Bearer-token authentication for actix-web: a [`Transform`] for [`App::wrap`],
+/// [`Scope::wrap`] and [`Resource::wrap`], built from any [`TokenVerifier`].
+///
+/// For every request it reads `Authorization: Bearer <token>`, has the verifier check the
+/// token, and applies the route's [`Policy`]:
+///
+/// - **accepted**: the principal (`V::Principal`) goes into the request extensions, where
+///   the [`Authenticated`](crate::Authenticated) extractor finds it, and the wrapped
+///   service is called;
+/// - **refused**: the documented response is sent (401, 403 or 503, see the table in the
+///   [crate docs](crate)) and the wrapped service is **not** called;
+/// - **no credentials on an [optional](Self::optional) route**: the wrapped service is
+///   called without a principal (with a [`bearer_auth::Unauthenticated`] marker instead).
+///
+/// Every decision and every byte of a refusal come from the core crate's
+/// [`Authenticator`], which also logs one event per refusal with its reason (never the
+/// token).
+///
+/// ```
+/// use actix_web::{App, HttpResponse, test, web};
+/// use bearer_auth::{AccessToken, MemoryStore, NewToken};
+/// use bearer_auth_actix::{Authenticated, BearerAuth};
+///
+/// async fn me(user: Authenticated<AccessToken<String>>) -> HttpResponse {
+///     HttpResponse::Ok().body(user.owner().clone())
+/// }
+///
+/// # #[actix_web::main]
+/// # async fn main() {
+/// let store = MemoryStore::new();
+/// let key = store.create(NewToken::new("alice".to_owned(), "docs")).unwrap();
+///
+/// let app = test::init_service(
+///     App::new().service(
+///         web::resource("/me")
+///             .wrap(BearerAuth::new(store.clone()))
+///             .route(web::get().to(me)),
+///     ),
+/// )
+/// .await;
+///
+/// let bearer = format!("Bearer {}", key.plain_text_token().as_str());
+/// let req = test::TestRequest::get().uri("/me").insert_header(("Authorization", bearer));
+/// let res = test::call_service(&app, req.to_request()).await;
+/// assert_eq!(res.status(), 200);
+/// assert_eq!(test::read_body(res).await, "alice");
+///
+/// let res = test::call_service(&app, test::TestRequest::get().uri("/me").to_request()).await;
+/// assert_eq!(res.status(), 401);
+/// assert_eq!(res.headers().get("www-authenticate").unwrap(), "Bearer");
+/// assert_eq!(test::read_body(res).await, r#"{"message":"Unauthenticated."}"#);
+/// # }
+/// ```
+///
+/// # Per-route options
+///
+/// One `BearerAuth` carries one policy. Give routes with other needs their own, on a
+/// [`Scope`] or a [`Resource`]; they can share one verifier, since a `BearerAuth` is
+/// cheap to clone and the builders below keep the verifier:
+///
+/// ```
+/// use actix_web::{App, HttpResponse, web};
+/// use bearer_auth::MemoryStore;
+/// use bearer_auth_actix::BearerAuth;
+///
+/// let auth = BearerAuth::new(MemoryStore::<String>::new());
+/// let app = App::new()
+///     // Anonymous requests pass; a presented key must be valid.
+///     .service(
+///         web::resource("/catalogue")
+///             .wrap(auth.clone().optional())
+///             .to(HttpResponse::Ok),
+///     )
+///     // Needs both abilities (403 `Invalid ability provided.` otherwise).
+///     .service(
+///         web::scope("/servers")
+///             .wrap(auth.clone().require_all(["servers:read", "servers:write"]))
+///             .route("", web::post().to(HttpResponse::Created)),
+///     )
+///     // The one route a key with a pending second factor may reach.
+///     .service(
+///         web::resource("/2fa/challenge")
+///             .wrap(auth.clone().accept_pending_second_factor())
+///             .route(web::post().to(HttpResponse::Ok)),
+///     );
+/// # let _ = app;
+/// ```
+///
+/// Middlewares nest: a request passes every `BearerAuth` on its way, outermost first. Do
+/// not put the two-factor challenge route under an [`App::wrap`] or [`Scope::wrap`] that
+/// refuses a pending second factor, or the outer one answers 403 before the inner one runs.
+///
+/// [`App::wrap`]: actix_web::App::wrap
+/// [`Scope::wrap`]: actix_web::Scope::wrap
+/// [`Resource::wrap`]: actix_web::Resource::wrap
+/// [`Scope`]: actix_web::Scope
+/// [`Resource`]: actix_web::Resource
+pub struct BearerAuth<V> {
+    auth: Arc<Authenticator<Arc<V>>>,
+}
+
+impl<V> Clone for BearerAuth<V> {
+    fn clone(&self) -> Self {
+        Self {
+            auth: Arc::clone(&self.auth),
+        }
+    }
+}
+
+impl<V> fmt::Debug for BearerAuth<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BearerAuth")
+            .field("verifier", &std::any::type_name::<V>())
+            .field("policy", self.auth.policy())
+            .field("challenge", self.auth.challenge())
+            .finish()
+    }
+}
+
+impl<V: TokenVerifier + 'static> BearerAuth<V> {
+    /// Requires a valid token checked by `verifier`: the default [`Policy`] (no ability
+    /// required, a pending second factor refused with 403) and [`Challenge`] (no realm).
+    pub fn new(verifier: V) -> Self {
+        Self::from_authenticator(Authenticator::new(Arc::new(verifier)))
+    }
+
+    /// Uses a prepared [`Authenticator`] (verifier, policy and challenge).
+    pub fn from_authenticator(authenticator: Authenticator<Arc<V>>) -> Self {
+        Self {
+            auth: Arc::new(authenticator),
+        }
+    }
+
+    /// Lets requests without an `Authorization` header (or with another scheme) through
+    /// without a principal; a Bearer token that is present must still be valid (401
+    /// otherwise). See [`Policy::optional`].
+    pub fn optional(self) -> Self {
+        self.map(|auth| auth.map_policy(Policy::optional))
+    }
+
+    /// Requires every one of `abilities` (403 `{"message":"Invalid ability provided."}`
+    /// otherwise). See [`Policy::require_all`].
+    pub fn require_all<I, S>(self, abilities: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<Box<str>>,
+    {
+        self.map(|auth| auth.map_policy(|policy| policy.require_all(abilities)))
+    }
+
+    /// Requires at least one of `abilities` (403 `{"message":"Invalid ability provided."}`
+    /// otherwise). See [`Policy::require_any`].
+    pub fn require_any<I, S>(self, abilities: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<Box<str>>,
+    {
+        self.map(|auth| auth.map_policy(|policy| policy.require_any(abilities)))
+    }
+
+    /// Accepts a token whose second factor is still pending. For the route that completes
+    /// the two-factor challenge, and for it only. See
+    /// [`Policy::accept_pending_second_factor`].
+    pub fn accept_pending_second_factor(self) -> Self {
+        self.map(|auth| auth.map_policy(Policy::accept_pending_second_factor))
+    }
+
+    /// Replaces the whole policy.
+    pub fn policy(self, policy: Policy) -> Self {
+        self.map(|auth| auth.with_policy(policy))
+    }
+
+    /// Replaces the `WWW-Authenticate` challenge sent with a 401.
+    pub fn challenge(self, challenge: Challenge) -> Self {
+        self.map(|auth| auth.with_challenge(challenge))
+    }
+
+    /// Sends `realm="…"` in the `WWW-Authenticate` challenge of a 401. See
+    /// [`Challenge::with_realm`] for the characters a realm may hold.
+    ///
+    /// ```
+    /// use bearer_auth::MemoryStore;
+    /// use bearer_auth_actix::BearerAuth;
+    ///
+    /// let auth = BearerAuth::new(MemoryStore::<String>::new()).with_realm("api").unwrap();
+    /// assert_eq!(
+    ///     auth.authenticator().challenge().missing_credentials(),
+    ///     r#"Bearer realm="api""#
+    /// );
+    /// assert!(BearerAuth::new(MemoryStore::<String>::new()).with_realm("\n").is_err());
+    /// ```
+    pub fn with_realm(self, realm: &str) -> Result<Self, InvalidRealm> {
+        Ok(self.challenge(Challenge::with_realm(realm)?))
+    }
+
+    /// The verifier, policy and challenge this middleware applies.
+    pub fn authenticator(&self) -> &Authenticator<Arc<V>> {
+        &self.auth
+    }
+
+    /// A builder step: the authenticator is taken out of its `Arc` when this value holds
+    /// the only reference, else copied (cheap: the verifier itself is shared).
+    fn map(self, f: impl FnOnce(Authenticator<Arc<V>>) -> Authenticator<Arc<V>>) -> Self {
+        Self::from_authenticator(f(Arc::unwrap_or_clone(self.auth)))
+    }
+}
+
+impl<S, B, V> Transform<S, ServiceRequest> for BearerAuth<V>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+    V: TokenVerifier + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Transform = BearerAuthMiddleware<S, V>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        std::future::ready(Ok(BearerAuthMiddleware {
+            service: Rc::new(service),
+            auth: Arc::clone(&self.auth),
+        }))
+    }
+}
+
+/// The service [`BearerAuth`] wraps around an actix-web service. Built by actix-web
+/// through [`Transform`]; you do not create it yourself.
+///
+/// Its response body is an [`EitherBody`]: the wrapped service's body on the left, the
+/// rejection's on the right.
+pub struct BearerAuthMiddleware<S, V> {
+    service: Rc<S>,
+    auth: Arc<Authenticator<Arc<V>>>,
+}
+
+impl<S, V> BearerAuthMiddleware<S, V> {
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.service
+    }
+
+    /// The verifier, policy and challenge this middleware applies.
+    pub fn authenticator(&self) -> &Authenticator<Arc<V>> {
+        &self.auth
+    }
+}
+
+impl<S, V> fmt::Debug for BearerAuthMiddleware<S, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BearerAuthMiddleware")
+            .field("service", &std::any::type_name::<S>())
+            .field("verifier", &std::any::type_name::<V>())
+            .field("policy", self.auth.policy())
+            .field("challenge", self.auth.challenge())
+            .finish()
+    }
+}
+
+impl<S, B, V> Service<ServiceRequest> for BearerAuthMiddleware<S, V>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+    V: TokenVerifier + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let authorization = req.headers().get_all(AUTHORIZATION).map(|v| v.as_bytes());
+        let token = match self.auth.read_token(authorization) {
+            Ok(token) => token,
+            // No credentials, malformed ones or several headers: answered at once.
+            Err(rejection) => {
+                return Box::pin(std::future::ready(Ok(refuse(req, &self.auth, &rejection))));
+            }
+        };
+        let Some(token) = token else {
+            // An optional route without credentials: no principal, a marker instead.
+            req.extensions_mut()
+                .insert(Unauthenticated::new(self.auth.challenge().clone()));
+            let response = self.service.call(req);
+            return Box::pin(
+                async move { response.await.map(ServiceResponse::map_into_left_body) },
+            );
+        };
+        let service = Rc::clone(&self.service);
+        let auth = Arc::clone(&self.auth);
+        Box::pin(async move {
+            let verified = auth.verify(&token).await;
+            // The token is zeroed when dropped; it is not needed past this point.
+            drop(token);
+            match verified {
+                Ok(principal) => {
+                    req.extensions_mut().insert(principal);
+                    service
+                        .call(req)
+                        .await
+                        .map(ServiceResponse::map_into_left_body)
+                }
+                Err(rejection) => Ok(refuse(req, &auth, &rejection)),
+            }
+        })
+    }
+}
+
+/// The core's rendering of `rejection`, as this request's response.
+fn refuse<B, V>(
+    req: ServiceRequest,
+    auth: &Authenticator<Arc<V>>,
+    rejection: &Rejection,
+) -> ServiceResponse<EitherBody<B>> {
+    req.into_response(to_actix(&auth.respond(rejection)))
+        .map_into_right_body()
+}
+
+#[cfg(test)]
+mod tests {
+    use bearer_auth::{MemoryStore, NewToken};
+
+    use super::*;
+
+    fn store() -> MemoryStore<String> {
+        MemoryStore::new()
+    }
+
+    #[test]
+    fn builders_set_the_policy_and_keep_the_verifier() {
+        let store = store();
+        store
+            .create(NewToken::new("alice".to_owned(), "t"))
+            .unwrap();
+        let base = BearerAuth::new(store);
+        let optional = base.clone().optional();
+        assert!(optional.authenticator().policy().is_optional());
+        assert!(!base.authenticator().policy().is_optional());
+        // Both share the one verifier.
+        assert!(Arc::ptr_eq(
+            base.authenticator().verifier(),
+            optional.authenticator().verifier()
+        ));
+        let policy = base.clone().policy(Policy::new().optional());
+        assert!(policy.authenticator().policy().is_optional());
+    }
+
+    #[test]
+    fn realm_reaches_the_challenge() {
+        let auth = BearerAuth::new(store()).with_realm("api").unwrap();
+        assert_eq!(
+            auth.authenticator().challenge().invalid_token(),
+            r#"Bearer realm="api", error="invalid_token""#
+        );
+        let auth = BearerAuth::new(store()).challenge(Challenge::new());
+        assert_eq!(
+            auth.authenticator().challenge().missing_credentials(),
+            "Bearer"
+        );
+    }
+
+    #[test]
+    fn invalid_realm_is_an_error() {
+        assert!(BearerAuth::new(store()).with_realm("é").is_err());
+    }
+
+    #[test]
+    fn debug_shows_configuration_not_secrets() {
+        let store = store();
+        let key = store
+            .create(NewToken::new("alice".to_owned(), "t"))
+            .unwrap();
+        let shown = format!("{:?}", BearerAuth::new(store).require_any(["x"]));
+        assert!(shown.starts_with("BearerAuth { verifier: "), "{shown}");
+        assert!(shown.contains("policy: Policy"), "{shown}");
+        assert!(!shown.contains(key.plain_text_token().secret()), "{shown}");
+    }
+}
