@@ -286,15 +286,7 @@ impl ResponseError for AuthenticatedRejection {
 
     fn error_response(&self) -> HttpResponse {
         match self {
-            Self::Unauthenticated(marker) => {
-                tracing::debug!(
-                    target: "bearer_auth",
-                    reason = "missing",
-                    status = 401_u16,
-                    "request refused"
-                );
-                to_actix(&marker.response())
-            }
+            Self::Unauthenticated(marker) => to_actix(&marker.response()),
             Self::MissingMiddleware(missing) => to_actix(&missing.response),
         }
     }

@@ -26,9 +26,18 @@ impl Unauthenticated {
         Self { challenge }
     }
 
-    /// The 401 for a missing credential, with the route's challenge.
+    /// The 401 for a missing credential, with the route's challenge. Logs the refusal
+    /// (one event, reason `missing`), as the adapters do for their own refusals: call it
+    /// only to send the response.
     pub fn response<B: From<Bytes>>(&self) -> Response<B> {
-        Rejection::MissingCredentials.to_response(&self.challenge)
+        let rejection = Rejection::MissingCredentials;
+        tracing::debug!(
+            target: "bearer_auth",
+            reason = rejection.reason(),
+            status = rejection.status().as_u16(),
+            "request refused"
+        );
+        rejection.to_response(&self.challenge)
     }
 }
 

@@ -316,6 +316,8 @@ impl Build {
         self.row.content_type = JSON;
         self.row.www_authenticate = Some(BEARER);
         self.row.body = UNAUTHENTICATED_BODY.to_vec();
+        // The extractor's refusal is logged like the layer's.
+        self.row.log = Log::Refusal("missing");
         self.row
     }
 }
