@@ -11,6 +11,11 @@
 //!   principal as JSON, or the documented 401/403/503.
 //! - `GET /health`: open; answers 200 `{"status":"ok"}`.
 //!
+//! With `DEMO_PENDING_KEY=1` it also creates a key whose second factor is pending and
+//! prints it as a second line, `Pending 2FA key: <plain_text_token>`; that key gets the
+//! documented 403 (`{"message":"Two-factor authentication required.","requires_2fa":true}`)
+//! on `/v1/auth/user`. Without it, the one `API key:` line is all stdout holds.
+//!
 //! ```sh
 //! curl -i http://127.0.0.1:3000/v1/auth/user -H "Authorization: Bearer $KEY"
 //! ```
@@ -26,7 +31,7 @@
 #[path = "shared.rs"]
 mod shared;
 
-use std::io::{IsTerminal as _, Write as _};
+use std::io::IsTerminal as _;
 
 use actix_web::{App, HttpResponse, HttpServer, http::header::CONTENT_TYPE, web};
 use bearer_auth::{AccessToken, BearerToken, TokenVerifier as _};
@@ -64,10 +69,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .init();
 
     let (store, issued) = shared::demo_store()?;
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "API key: {}", issued.plain_text_token().as_str())?;
-    stdout.flush()?;
-    drop(stdout);
+    let pending = shared::pending_key(&store)?;
+    shared::print_keys(&issued, pending.as_ref())?;
+    drop(pending);
 
     let addr = shared::bind_addr();
     if bare_mode() {

@@ -11,6 +11,11 @@
 //!   valid key, the documented 401 (`{"message":"Unauthenticated."}`);
 //! - `GET /health`, unprotected: 200 `{"status":"ok"}`.
 //!
+//! With `DEMO_PENDING_KEY=1` it also creates a key whose second factor is pending and
+//! prints it as a second line, `Pending 2FA key: <plain_text_token>`; that key gets the
+//! documented 403 (`{"message":"Two-factor authentication required.","requires_2fa":true}`)
+//! on `/v1/auth/user`. Without it, the one `API key:` line is all stdout holds.
+//!
 //! ```sh
 //! curl -i http://127.0.0.1:3000/v1/auth/user -H "Authorization: Bearer <API key>"
 //! ```
@@ -22,7 +27,7 @@
 #[path = "shared.rs"]
 mod shared;
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 
 use axum::{Router, http::header::CONTENT_TYPE, response::IntoResponse, routing::get};
 use bearer_auth::{AccessToken, BearerToken, TokenVerifier};
@@ -57,6 +62,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .init();
 
     let (store, issued) = shared::demo_store()?;
+    let pending = shared::pending_key(&store)?;
     let bare = bare_requested();
     let app = if bare {
         // The principal the key stands for, found once: each request then gets the
@@ -84,12 +90,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         layer = if bare { "none (--bare)" } else { "bearer-auth" },
         "listening"
     );
-    // The one time the key is shown.
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "API key: {}", issued.plain_text_token().as_str())?;
-    stdout.flush()?;
-    drop(stdout);
+    // The one time the keys are shown.
+    shared::print_keys(&issued, pending.as_ref())?;
     drop(issued);
+    drop(pending);
 
     axum::serve(listener, app)
         .with_graceful_shutdown(async {

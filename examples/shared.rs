@@ -14,6 +14,34 @@ pub(crate) fn demo_store() -> Result<(MemoryStore<String>, IssuedToken), KeyErro
     Ok((store, issued))
 }
 
+/// With `DEMO_PENDING_KEY=1`, adds a key for `demo` whose second factor is pending (its
+/// requests get the documented 403) and returns it; otherwise adds nothing.
+pub(crate) fn pending_key(store: &MemoryStore<String>) -> Result<Option<IssuedToken>, KeyError> {
+    if !std::env::var("DEMO_PENDING_KEY").is_ok_and(|v| v == "1") {
+        return Ok(None);
+    }
+    let new = NewToken::new("demo".to_owned(), "example, second factor pending")
+        .second_factor_pending(true);
+    store.create(new).map(Some)
+}
+
+/// Writes the keys to stdout, the one time they are shown: `API key: <token>`, then
+/// `Pending 2FA key: <token>` if there is one.
+pub(crate) fn print_keys(key: &IssuedToken, pending: Option<&IssuedToken>) -> std::io::Result<()> {
+    use std::io::Write as _;
+
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "API key: {}", key.plain_text_token().as_str())?;
+    if let Some(pending) = pending {
+        writeln!(
+            stdout,
+            "Pending 2FA key: {}",
+            pending.plain_text_token().as_str()
+        )?;
+    }
+    stdout.flush()
+}
+
 /// The body of `GET /v1/auth/user`: the principal as JSON.
 pub(crate) fn user_json(principal: &AccessToken<String>) -> String {
     serde_json::json!({
