@@ -18,3 +18,9 @@ pub fn store_with_key() -> Result<(MemoryStore<String>, String), bearer_auth::Ke
     let token = issued.plain_text_token().as_str().to_owned();
     Ok((store, token))
 }
+
+/// The code blocks of the workspace README, compiled and run as doctests so that what a
+/// newcomer reads first is known to build.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
