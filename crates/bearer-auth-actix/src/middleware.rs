@@ -306,6 +306,21 @@ where
                 async move { response.await.map(ServiceResponse::map_into_left_body) },
             );
         };
+        // A verifier with the answer at hand (an in-memory store, a cache hit): decided
+        // here, without the verifier's future.
+        if let Some(outcome) = self.auth.verify_now(&token) {
+            drop(token);
+            return match outcome {
+                Ok(principal) => {
+                    req.extensions_mut().insert(principal);
+                    let response = self.service.call(req);
+                    Box::pin(async move { response.await.map(ServiceResponse::map_into_left_body) })
+                }
+                Err(rejection) => {
+                    Box::pin(std::future::ready(Ok(refuse(req, &self.auth, &rejection))))
+                }
+            };
+        }
         let service = Rc::clone(&self.service);
         let auth = Arc::clone(&self.auth);
         Box::pin(async move {
