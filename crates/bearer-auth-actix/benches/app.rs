@@ -3,7 +3,9 @@
 //!
 //! Every setup serves `GET /v1/auth/user` with the same handler (200 with a static
 //! `"ok"`), the middleware wrapping that one resource, on one actix `System`. Each request
-//! is built outside the timed region (`iter_batched`) and carries the same valid
+//! is built in the timed loop (the same cost in every setup, so it cancels out of the
+//! overheads; batching prepared requests made the allocator's state, and so the figures,
+//! vary from one setup to the next) and carries the same valid
 //! `Authorization: Bearer <token>`, a Sanctum-format token `{id}|{40 random}{crc32b}`
 //! issued by a `MemoryStore`, so what is timed is the success path: routing, the
 //! middleware, the handler, the response.
@@ -27,12 +29,25 @@
 //! `app-refused/*` time a request with a wrong token of the same shape (401) through both
 //! middlewares.
 //!
-//! Overhead of a middleware = its median − the bare median; BENCHMARKS.md at the
+//! Overhead of a middleware = its time − the bare time. Timed apart, two medians drift by
+//! more than some overheads on a shared machine, so every `app/*` bench is paired: each
+//! call criterion makes sends its requests through the setup and as many through the
+//! bare app, alternating in blocks of 16. Criterion reports the setup's own time; the
+//! bench also prints, and writes to `<criterion dir>/app/<setup>/paired.json`, the median
+//! over the samples of (time through the setup − time through bare) per request.
+//! `app/bare` paired with itself shows the noise of that difference. BENCHMARKS.md at the
 //! repository root has the figures and the goals they are read against.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // a bench harness, not library code
 
-use std::{future::Future, sync::Arc};
+use std::{
+    cell::RefCell,
+    future::Future,
+    hint::black_box,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use actix_web::{
     App, Error, HttpMessage, HttpResponse,
@@ -49,8 +64,8 @@ use actix_web_httpauth::{
 use bearer_auth::{Abilities, MemoryStore, NewToken, TokenHash};
 use bearer_auth_actix::BearerAuth;
 use criterion::{
-    BatchSize, BenchmarkGroup, Criterion, async_executor::AsyncExecutor, criterion_group,
-    criterion_main, measurement::WallTime,
+    BenchmarkGroup, Criterion, async_executor::AsyncExecutor, criterion_group, criterion_main,
+    measurement::WallTime,
 };
 use dashmap::DashMap;
 
@@ -135,7 +150,18 @@ fn tokens() -> Tokens {
     }
 }
 
-/// Times `app` answering the requests `make` builds, each built outside the timed region.
+/// Samples criterion takes of each bench (its default, set explicitly: the paired
+/// overhead is the median over exactly these).
+const SAMPLES: usize = 100;
+
+/// Requests sent through one app before switching to the other.
+const BLOCK: u64 = 16;
+
+/// For each call criterion makes: the time through the setup, the time through the bare
+/// app, and the number of requests each got.
+type Records = RefCell<Vec<(Duration, Duration, u64)>>;
+
+/// Times `app` answering the requests `make` builds (in the timed loop).
 fn timed<S, R, B>(
     rt: &Actix,
     group: &mut BenchmarkGroup<'_, WallTime>,
@@ -146,12 +172,86 @@ fn timed<S, R, B>(
     S: Service<R, Response = ServiceResponse<B>, Error = Error>,
 {
     group.bench_function(name, |b| {
-        b.to_async(rt).iter_batched(
-            &make,
-            |request| test::call_service(app, request),
-            BatchSize::SmallInput,
-        )
+        b.to_async(rt).iter(|| test::call_service(app, make()))
     });
+}
+
+/// Times `app` as [`timed`] does, each call criterion makes also sending as many
+/// requests through `bare`, alternating in blocks; then reports the paired overhead.
+fn timed_paired<S, T, R, B, C>(
+    rt: &Actix,
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    app: &S,
+    bare: &T,
+    make: impl Fn() -> R,
+) where
+    S: Service<R, Response = ServiceResponse<B>, Error = Error>,
+    T: Service<R, Response = ServiceResponse<C>, Error = Error>,
+{
+    let records = Records::default();
+    group.bench_function(name, |b| {
+        b.to_async(rt).iter_custom(|iters| {
+            let (make, records) = (&make, &records);
+            async move {
+                let (mut with, mut without) = (Duration::ZERO, Duration::ZERO);
+                let mut done = 0;
+                while done < iters {
+                    let n = BLOCK.min(iters - done);
+                    let start = Instant::now();
+                    for _ in 0..n {
+                        black_box(test::call_service(bare, make()).await);
+                    }
+                    without += start.elapsed();
+                    let start = Instant::now();
+                    for _ in 0..n {
+                        black_box(test::call_service(app, make()).await);
+                    }
+                    with += start.elapsed();
+                    done += n;
+                }
+                records.borrow_mut().push((with, without, iters));
+                with
+            }
+        })
+    });
+    report_paired(&format!("app/{name}"), paired_overhead(&records));
+}
+
+/// The median, over the last [`SAMPLES`] records, of the time per request through the
+/// setup minus the time per request through the bare app measured beside it.
+fn paired_overhead(records: &Records) -> f64 {
+    let records = records.borrow();
+    let mut diffs: Vec<f64> = records[records.len().saturating_sub(SAMPLES)..]
+        .iter()
+        .map(|(with, without, iters)| {
+            (with.as_secs_f64() - without.as_secs_f64()) * 1e9 / *iters as f64
+        })
+        .collect();
+    diffs.sort_by(f64::total_cmp);
+    let mid = diffs.len() / 2;
+    if diffs.len().is_multiple_of(2) {
+        (diffs[mid - 1] + diffs[mid]) / 2.0
+    } else {
+        diffs[mid]
+    }
+}
+
+/// Prints the paired overhead and leaves it beside criterion's own estimates, as
+/// `<criterion dir>/<id>/paired.json`, for `scripts/bench-table.py`.
+fn report_paired(id: &str, overhead: f64) {
+    println!("{id}: paired overhead over bare (median of {SAMPLES} samples): {overhead:.1} ns");
+    let root = std::env::var_os("CRITERION_HOME")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("CARGO_TARGET_DIR").map(|t| PathBuf::from(t).join("criterion"))
+        })
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/criterion"));
+    let dir = root.join(id);
+    if std::fs::create_dir_all(&dir).is_ok() {
+        let json = format!("{{\"paired_overhead_ns\":{overhead},\"samples\":{SAMPLES}}}\n");
+        let _ = std::fs::write(dir.join("paired.json"), json);
+    }
 }
 
 /// The status `app` answers to `request`.
@@ -206,12 +306,14 @@ fn app(c: &mut Criterion) {
     assert_eq!(status(&rt, &peer, wrong()), StatusCode::UNAUTHORIZED);
 
     let mut group = c.benchmark_group("app");
-    timed(&rt, &mut group, "bare", &bare, &valid);
-    timed(&rt, &mut group, "bearer-auth", &ours, &valid);
-    timed(&rt, &mut group, "actix-web-httpauth", &peer, &valid);
+    group.sample_size(SAMPLES);
+    timed_paired(&rt, &mut group, "bare", &bare, &bare, &valid);
+    timed_paired(&rt, &mut group, "bearer-auth", &ours, &bare, &valid);
+    timed_paired(&rt, &mut group, "actix-web-httpauth", &peer, &bare, &valid);
     group.finish();
 
     let mut group = c.benchmark_group("app-refused");
+    group.sample_size(SAMPLES);
     timed(&rt, &mut group, "bearer-auth", &ours, &wrong);
     timed(&rt, &mut group, "actix-web-httpauth", &peer, &wrong);
     group.finish();

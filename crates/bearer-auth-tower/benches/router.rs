@@ -4,8 +4,10 @@
 //! Every setup serves `GET /v1/auth/user` with the same handler (a static `"ok"`), on a
 //! current-thread tokio runtime. Each `Router` is finalized with `with_state(())`, as
 //! `axum::serve` does for every connection: otherwise axum turns the handler into a
-//! route, applying the layer again, on every request. Each request is built outside the timed region
-//! (`iter_batched`) and carries the same valid `Authorization: Bearer <token>`, a
+//! route, applying the layer again, on every request. Each request is built in the timed
+//! loop (the same cost in every setup, so it cancels out of the overheads; batching
+//! prepared requests made the allocator's state, and so the figures, vary from one setup
+//! to the next) and carries the same valid `Authorization: Bearer <token>`, a
 //! Sanctum-format token `{id}|{40 random}{crc32b}` issued by a `MemoryStore`, so what is
 //! timed is the success path: routing, the layer, the handler, the response.
 //!
@@ -31,20 +33,31 @@
 //! `router-refused/*` time a request with a wrong token of the same shape (401) through the
 //! layers that look tokens up.
 //!
-//! Overhead of a layer = its median − the bare median; BENCHMARKS.md at the repository
-//! root has the figures and the goals they are read against.
+//! Overhead of a layer = its time − the bare time. Timed apart, two medians drift by more
+//! than some overheads on a shared machine, so every `router/*` bench is paired: each
+//! call criterion makes sends its requests through the setup and as many through the
+//! bare router, alternating in blocks of 16. Criterion reports the setup's own time;
+//! the bench also prints, and writes to `<criterion dir>/router/<setup>/paired.json`, the
+//! median over the samples of (time through the setup − time through bare) per request.
+//! `router/bare` paired with itself shows the noise of that difference.
+//! BENCHMARKS.md at the repository root has the figures and the goals they are read
+//! against.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // a bench harness, not library code
 
 use std::{
+    cell::RefCell,
     future::{Ready, ready},
+    hint::black_box,
+    path::{Path, PathBuf},
     sync::Arc,
+    time::{Duration, Instant},
 };
 
 use axum::{Router, body::Body, routing::get};
 use bearer_auth::{Abilities, MemoryStore, NewToken, TokenHash};
 use bearer_auth_tower::BearerAuthLayer;
-use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group, criterion_main};
 use dashmap::DashMap;
 use http::{HeaderValue, Request, Response, StatusCode, header::AUTHORIZATION};
 use tower::ServiceExt;
@@ -173,6 +186,82 @@ fn request(authorization: &HeaderValue) -> Request<Body> {
         .unwrap()
 }
 
+/// Samples criterion takes of each bench (its default, set explicitly: the paired
+/// overhead is the median over exactly these).
+const SAMPLES: usize = 100;
+
+/// Requests sent through one router before switching to the other.
+const BLOCK: u64 = 16;
+
+/// For each call criterion makes: the time through the setup, the time through the bare
+/// router, and the number of requests each got.
+type Records = RefCell<Vec<(Duration, Duration, u64)>>;
+
+/// Sends `iters` requests through `setup` and as many through `bare`, alternating in
+/// blocks, records both times and returns the setup's (what criterion reports).
+async fn paired(
+    setup: &Router,
+    bare: &Router,
+    valid: &HeaderValue,
+    iters: u64,
+    records: &Records,
+) -> Duration {
+    let (mut with, mut without) = (Duration::ZERO, Duration::ZERO);
+    let mut done = 0;
+    while done < iters {
+        let n = BLOCK.min(iters - done);
+        let start = Instant::now();
+        for _ in 0..n {
+            black_box(bare.clone().oneshot(request(valid)).await.unwrap());
+        }
+        without += start.elapsed();
+        let start = Instant::now();
+        for _ in 0..n {
+            black_box(setup.clone().oneshot(request(valid)).await.unwrap());
+        }
+        with += start.elapsed();
+        done += n;
+    }
+    records.borrow_mut().push((with, without, iters));
+    with
+}
+
+/// The median, over the last [`SAMPLES`] records, of the time per request through the
+/// setup minus the time per request through the bare router measured beside it.
+fn paired_overhead(records: &Records) -> f64 {
+    let records = records.borrow();
+    let mut diffs: Vec<f64> = records[records.len().saturating_sub(SAMPLES)..]
+        .iter()
+        .map(|(with, without, iters)| {
+            (with.as_secs_f64() - without.as_secs_f64()) * 1e9 / *iters as f64
+        })
+        .collect();
+    diffs.sort_by(f64::total_cmp);
+    let mid = diffs.len() / 2;
+    if diffs.len().is_multiple_of(2) {
+        (diffs[mid - 1] + diffs[mid]) / 2.0
+    } else {
+        diffs[mid]
+    }
+}
+
+/// Prints the paired overhead and leaves it beside criterion's own estimates, as
+/// `<criterion dir>/<id>/paired.json`, for `scripts/bench-table.py`.
+fn report_paired(id: &str, overhead: f64) {
+    println!("{id}: paired overhead over bare (median of {SAMPLES} samples): {overhead:.1} ns");
+    let root = std::env::var_os("CRITERION_HOME")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("CARGO_TARGET_DIR").map(|t| PathBuf::from(t).join("criterion"))
+        })
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/criterion"));
+    let dir = root.join(id);
+    if std::fs::create_dir_all(&dir).is_ok() {
+        let json = format!("{{\"paired_overhead_ns\":{overhead},\"samples\":{SAMPLES}}}\n");
+        let _ = std::fs::write(dir.join("paired.json"), json);
+    }
+}
+
 fn router(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -192,27 +281,26 @@ fn router(c: &mut Criterion) {
         assert_eq!(wrong.unwrap().status(), expected, "{name}");
     }
 
+    let bare = &setups.routers[0].1;
     let mut group = c.benchmark_group("router");
+    group.sample_size(SAMPLES);
     for (name, router) in &setups.routers {
+        let records = Records::default();
         group.bench_function(*name, |b| {
-            b.to_async(&rt).iter_batched(
-                || request(&setups.valid),
-                |request| router.clone().oneshot(request),
-                BatchSize::SmallInput,
-            )
+            b.to_async(&rt)
+                .iter_custom(|iters| paired(router, bare, &setups.valid, iters, &records))
         });
+        report_paired(&format!("router/{name}"), paired_overhead(&records));
     }
     group.finish();
 
     let mut group = c.benchmark_group("router-refused");
+    group.sample_size(SAMPLES);
     for (name, router) in &setups.routers {
         if matches!(*name, "bearer-auth" | "tower-http-hashed") {
             group.bench_function(*name, |b| {
-                b.to_async(&rt).iter_batched(
-                    || request(&setups.wrong),
-                    |request| router.clone().oneshot(request),
-                    BatchSize::SmallInput,
-                )
+                b.to_async(&rt)
+                    .iter(|| router.clone().oneshot(request(&setups.wrong)))
             });
         }
     }
