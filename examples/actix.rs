@@ -25,7 +25,8 @@
 //!
 //! With `--bare` (or `BEARER_AUTH_BARE=1`) it serves the same routes **without** the
 //! middleware, as a baseline for throughput benchmarks: `/v1/auth/user` then answers 200
-//! with the demo key's JSON to every request, checking nothing. Never expose that mode.
+//! with the demo key's JSON to every request, built per request as in the protected mode,
+//! checking nothing. Never expose that mode.
 
 // `shared.rs` is written as a module of its own (`pub` items) and included by path.
 #[path = "shared.rs"]
@@ -75,18 +76,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let addr = shared::bind_addr();
     if bare_mode() {
-        // The demo key's principal, looked up once: the bare routes check nothing.
+        // The demo key's principal, looked up once: the bare routes check nothing, but
+        // build the same body from it on every request, as the protected route does.
         let token = BearerToken::from_token(issued.plain_text_token().as_str())?;
-        let body = shared::user_json(&store.verify(&token).await?);
+        let principal = store.verify(&token).await?;
         drop(issued);
         tracing::warn!(%addr, "bare mode: no authentication, for benchmarks only");
         HttpServer::new(move || {
-            let body = body.clone();
+            let principal = principal.clone();
             App::new().route("/health", web::get().to(health)).route(
                 "/v1/auth/user",
                 web::get().to(move || {
-                    let body = body.clone();
-                    async move { json(body) }
+                    let principal = principal.clone();
+                    async move { json(shared::user_json(&principal)) }
                 }),
             )
         })

@@ -100,10 +100,12 @@
 #![forbid(unsafe_code)]
 
 mod extract;
+mod future;
 mod middleware;
 mod response;
 
 pub use extract::{Authenticated, AuthenticatedRejection, MaybeAuthenticated, MissingMiddleware};
+pub use future::ResponseFuture;
 pub use middleware::{BearerAuth, BearerAuthMiddleware};
 
 /// The core crate, re-exported so that its verifiers, stores and rejections can be named

@@ -3,6 +3,7 @@
 
 use std::{fmt, future::Ready, rc::Rc, sync::Arc};
 
+use crate::{ResponseFuture, response::to_actix};
 use actix_web::{
     Error, HttpMessage,
     body::{EitherBody, MessageBody},
@@ -12,9 +13,6 @@ use actix_web::{
 use bearer_auth::{
     Authenticator, Challenge, InvalidRealm, Policy, Rejection, TokenVerifier, Unauthenticated,
 };
-use futures_util::future::LocalBoxFuture;
-
-use crate::response::to_actix;
 
 /// Bearer-token authentication for actix-web: a [`Transform`] for [`App::wrap`],
 /// [`Scope::wrap`] and [`Resource::wrap`], built from any [`TokenVerifier`].
@@ -247,7 +245,8 @@ where
 /// through [`Transform`]; you do not create it yourself.
 ///
 /// Its response body is an [`EitherBody`]: the wrapped service's body on the left, the
-/// rejection's on the right.
+/// rejection's on the right. Its future is a [`ResponseFuture`], which allocates only
+/// when the verifier must be awaited.
 pub struct BearerAuthMiddleware<S, V> {
     service: Rc<S>,
     auth: Arc<Authenticator<Arc<V>>>,
@@ -284,7 +283,7 @@ where
 {
     type Response = ServiceResponse<EitherBody<B>>;
     type Error = Error;
-    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
+    type Future = ResponseFuture<S::Future, B>;
 
     forward_ready!(service);
 
@@ -293,22 +292,29 @@ where
         let token = match self.auth.read_token(authorization) {
             Ok(token) => token,
             // No credentials, malformed ones or several headers: answered at once.
-            Err(rejection) => {
-                return Box::pin(std::future::ready(Ok(refuse(req, &self.auth, &rejection))));
-            }
+            Err(rejection) => return ResponseFuture::refused(refuse(req, &self.auth, &rejection)),
         };
         let Some(token) = token else {
             // An optional route without credentials: no principal, a marker instead.
             req.extensions_mut()
                 .insert(Unauthenticated::new(self.auth.challenge().clone()));
-            let response = self.service.call(req);
-            return Box::pin(
-                async move { response.await.map(ServiceResponse::map_into_left_body) },
-            );
+            return ResponseFuture::called(self.service.call(req));
         };
+        // A verifier with the answer at hand (an in-memory store, a cache hit): decided
+        // here, with no future to allocate.
+        if let Some(outcome) = self.auth.verify_now(&token) {
+            drop(token);
+            return match outcome {
+                Ok(principal) => {
+                    req.extensions_mut().insert(principal);
+                    ResponseFuture::called(self.service.call(req))
+                }
+                Err(rejection) => ResponseFuture::refused(refuse(req, &self.auth, &rejection)),
+            };
+        }
         let service = Rc::clone(&self.service);
         let auth = Arc::clone(&self.auth);
-        Box::pin(async move {
+        ResponseFuture::verifying(Box::pin(async move {
             let verified = auth.verify(&token).await;
             // The token is zeroed when dropped; it is not needed past this point.
             drop(token);
@@ -322,7 +328,7 @@ where
                 }
                 Err(rejection) => Ok(refuse(req, &auth, &rejection)),
             }
-        })
+        }))
     }
 }
 

@@ -34,11 +34,13 @@ use crate::{BearerAuthLayer, ResponseFuture};
 /// response body type, which only needs `From<Bytes>`: axum's `Body` and
 /// `http_body_util::Full<Bytes>` qualify.
 ///
-/// Readiness is forwarded to the inner service. Verification is asynchronous, so `call`
-/// moves the inner service that was driven to readiness into the response future and
-/// keeps a clone (hence `S: Clone`), as `tower-http`'s asynchronous authorization does.
-/// Cloning the service is cheap: the verifier, policy and challenge are shared behind an
-/// [`Arc`].
+/// Readiness is forwarded to the inner service. When the verifier has the answer at hand
+/// ([`TokenVerifier::verify_now`], as a [`MemoryStore`](bearer_auth::MemoryStore) always
+/// does), `call` decides at once and calls the inner service itself. Otherwise
+/// verification is asynchronous: `call` moves the inner service that was driven to
+/// readiness into the response future and keeps a clone (hence `S: Clone`), as
+/// `tower-http`'s asynchronous authorization does. Cloning the service is cheap: the
+/// verifier, policy and challenge are shared behind an [`Arc`].
 ///
 /// Refusals are logged by the core, one event per refusal with its reason (target
 /// `bearer_auth`), never with the token; this service logs nothing else.
@@ -159,6 +161,18 @@ where
                 ResponseFuture::called(self.inner.call(request))
             }
             Ok(Some(token)) => {
+                // A verifier with the answer at hand (an in-memory store, a cache hit):
+                // decided here, with no future to allocate and no clone of the inner
+                // service.
+                if let Some(outcome) = self.auth.verify_now(&token) {
+                    return match outcome {
+                        Ok(principal) => {
+                            request.extensions_mut().insert(principal);
+                            ResponseFuture::called(self.inner.call(request))
+                        }
+                        Err(rejection) => ResponseFuture::rejected(self.auth.respond(&rejection)),
+                    };
+                }
                 // The service that `poll_ready` drove to readiness is the one to call
                 // once the token is verified; this one keeps a fresh clone.
                 let clone = self.inner.clone();

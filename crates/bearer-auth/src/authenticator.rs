@@ -202,7 +202,21 @@ impl<V: TokenVerifier> Authenticator<V> {
 
     /// Verifies the token and applies the policy. A refusal is logged here.
     pub async fn verify(&self, token: &BearerToken) -> Result<V::Principal, Rejection> {
-        let outcome = match self.verifier.verify(token).await {
+        let outcome = self.verifier.verify(token).await;
+        self.decide(outcome)
+    }
+
+    /// [`verify`](Self::verify) without waiting, when the verifier has the answer at hand
+    /// ([`TokenVerifier::verify_now`]); `None` when [`verify`](Self::verify) must be
+    /// awaited instead. The adapters try this first. A refusal is logged here.
+    pub fn verify_now(&self, token: &BearerToken) -> Option<Result<V::Principal, Rejection>> {
+        let outcome = self.verifier.verify_now(token)?;
+        Some(self.decide(outcome))
+    }
+
+    /// Applies the policy to the verifier's answer, and logs a refusal.
+    fn decide(&self, outcome: Result<V::Principal, Rejection>) -> Result<V::Principal, Rejection> {
+        let outcome = match outcome {
             Ok(principal) => self.policy.check(&principal).map(|()| principal),
             Err(rejection) => Err(rejection),
         };
@@ -396,6 +410,24 @@ mod tests {
                 .unwrap()
                 .pending
         );
+    }
+
+    #[test]
+    fn verify_now_applies_the_policy_like_verify() {
+        let store = crate::MemoryStore::<String>::new();
+        let issued = store
+            .create(crate::NewToken::new("a".to_owned(), "k").abilities(["read"]))
+            .unwrap();
+        let token = BearerToken::from_token(issued.plain_text_token().as_str()).unwrap();
+        let open = Authenticator::new(store.clone());
+        assert_eq!(open.verify_now(&token).unwrap().unwrap().owner(), "a");
+        let strict = Authenticator::new(store).with_policy(Policy::new().require_all(["write"]));
+        assert!(matches!(
+            strict.verify_now(&token),
+            Some(Err(Rejection::MissingAbility))
+        ));
+        // A verifier without a fast path leaves the answer to `verify`.
+        assert!(auth(Policy::new()).verify_now(&token).is_none());
     }
 
     #[tokio::test]

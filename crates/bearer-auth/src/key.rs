@@ -91,9 +91,22 @@ fn nibble(c: u8) -> Option<u8> {
 }
 
 impl ConstantTimeEq for TokenHash {
+    /// Compares the digests as four 64-bit words, each in constant time: the same
+    /// guarantee as a byte-by-byte comparison, with a quarter of its steps.
     fn ct_eq(&self, other: &Self) -> Choice {
-        self.0.ct_eq(&other.0)
+        words::<4>(&self.0).ct_eq(&words::<4>(&other.0))
     }
+}
+
+/// The bytes as native-endian 64-bit words.
+pub(crate) fn words<const N: usize>(bytes: &[u8]) -> [u64; N] {
+    let mut out = [0_u64; N];
+    for (word, chunk) in out.iter_mut().zip(bytes.chunks_exact(8)) {
+        let mut b = [0_u8; 8];
+        b.copy_from_slice(chunk);
+        *word = u64::from_ne_bytes(b);
+    }
+    out
 }
 
 impl PartialEq for TokenHash {
@@ -519,6 +532,21 @@ mod tests {
             fn split_matches_reference(token in "[0-9a|]{0,12}|\\PC{0,16}") {
                 let ours = TokenParts::split(&token).ok().map(|p| (p.id(), p.secret()));
                 prop_assert_eq!(ours, reference(&token));
+            }
+
+            /// The word-wise constant-time comparison against `==` on the bytes, with
+            /// digests that differ in one byte as often as not.
+            #[test]
+            fn ct_eq_matches_byte_equality(
+                a in any::<[u8; 32]>(),
+                flip in any::<Option<(usize, u8)>>(),
+            ) {
+                let mut b = a;
+                if let Some((at, bits)) = flip {
+                    b[at % 32] ^= bits;
+                }
+                let ours = bool::from(TokenHash::from_bytes(a).ct_eq(&TokenHash::from_bytes(b)));
+                prop_assert_eq!(ours, a == b);
             }
         }
     }

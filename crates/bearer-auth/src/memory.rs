@@ -23,13 +23,14 @@ const NEVER: u64 = u64::MAX;
 
 /// Keys kept in memory: for a single process, tests and examples.
 ///
-/// Cloning is cheap and every clone sees the same keys. A key is found first by the
-/// SHA-256 of the presented secret (its first 8 bytes index the keys, and the store keeps
-/// them unique), then its whole digest is compared in constant time and the id before the
-/// `|` must match. A wrong secret with a known id and any secret with an unknown id thus
-/// take the very same path: an index lookup that misses. The maps are sharded, so
-/// verifying takes no lock over the whole store and costs about the same however many
-/// keys there are. `last_used_at` is an atomic per key, written at most once a second.
+/// Cloning is cheap and every clone sees the same keys. A key is found by the SHA-256 of
+/// the presented secret, with one lookup (its first 8 bytes index the keys, and the store
+/// keeps them unique), then the rest of its digest is compared in constant time and the
+/// id before the `|` must match. A wrong secret with a known id and any secret with an
+/// unknown id thus take the very same path: an index lookup that misses. The maps are
+/// sharded, so verifying takes no lock over the whole store and costs about the same
+/// however many keys there are. `last_used_at` is an atomic per key, written at most once
+/// a second.
 ///
 /// ```
 /// use bearer_auth::{BearerToken, MemoryStore, NewToken, TokenVerifier};
@@ -58,13 +59,15 @@ pub struct MemoryStore<O = String> {
 }
 
 struct Inner<O> {
-    /// The keys, by id. Boxed: a map keeps free slots, and a free slot of a pointer
-    /// costs less than one of a whole entry.
-    by_id: DashMap<u64, Box<Key<O>>>,
-    /// The first 8 bytes of each key's digest, to its id. Unique: a new secret whose
-    /// prefix is taken is drawn again. Lock order: an entry of `by_id` may be held while
-    /// `by_prefix` is used, never the other way round.
-    by_prefix: DashMap<u64, u64>,
+    /// The keys, by the first 8 bytes of their digest: what a verification reads, with
+    /// one lookup. Unique: a new secret whose prefix is taken is drawn again. `None`
+    /// while a prefix is reserved for a key being issued. Boxed: a map keeps free slots,
+    /// and a free slot of a pointer costs less than one of a whole entry.
+    by_prefix: DashMap<u64, Option<Box<Key<O>>>>,
+    /// Each key's id, to its digest prefix: for the operations by id. Lock order: an
+    /// entry of `by_id` may be held while `by_prefix` is used, never the other way
+    /// round.
+    by_id: DashMap<u64, u64>,
     next_id: AtomicU64,
     keys: KeyGenerator,
     /// Sanctum's `expiration`: keys older than this are refused. In milliseconds.
@@ -72,7 +75,10 @@ struct Inner<O> {
 }
 
 struct Key<O> {
-    hash: TokenHash,
+    id: u64,
+    /// The digest's last 24 bytes, as words; its first 8 are the key's index in
+    /// `by_prefix`.
+    digest_rest: [u64; 3],
     owner: O,
     name: Box<str>,
     abilities: Abilities,
@@ -354,9 +360,10 @@ impl<O: Clone + Send + Sync + 'static> MemoryStore<O> {
     /// Creates a key and returns its plain text token, the only time it is shown.
     pub fn create(&self, new: NewToken<O>) -> Result<IssuedToken, KeyError> {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let (token, hash) = self.issue(id)?;
-        let entry = Key {
-            hash,
+        let (token, hash) = self.reserve(id)?;
+        let key = Key {
+            id,
+            digest_rest: rest(&hash),
             owner: new.owner,
             name: new.name,
             abilities: new.abilities,
@@ -365,20 +372,28 @@ impl<O: Clone + Send + Sync + 'static> MemoryStore<O> {
             last_used_at: AtomicU64::new(0),
             second_factor_pending: AtomicBool::new(new.second_factor_pending),
         };
-        self.inner.by_id.insert(id, Box::new(entry));
+        self.fill(&hash, Box::new(key));
+        self.inner.by_id.insert(id, prefix(&hash));
         Ok(IssuedToken { id, token })
     }
 
     /// Draws a secret for the key `id` whose digest prefix no other key has, and
-    /// reserves that prefix for `id`.
-    fn issue(&self, id: u64) -> Result<(PlainTextToken, TokenHash), KeyError> {
+    /// reserves that prefix (an empty slot, which no token matches) for it.
+    fn reserve(&self, id: u64) -> Result<(PlainTextToken, TokenHash), KeyError> {
         loop {
             let token = self.inner.keys.generate(id)?;
             let hash = token.hash();
             if let Entry::Vacant(slot) = self.inner.by_prefix.entry(prefix(&hash)) {
-                slot.insert(id);
+                slot.insert(None);
                 return Ok((token, hash));
             }
+        }
+    }
+
+    /// Puts `key` in the slot [`reserve`](Self::reserve) kept for the digest `hash`.
+    fn fill(&self, hash: &TokenHash, key: Box<Key<O>>) {
+        if let Some(mut slot) = self.inner.by_prefix.get_mut(&prefix(hash)) {
+            *slot = Some(key);
         }
     }
 
@@ -386,24 +401,36 @@ impl<O: Clone + Send + Sync + 'static> MemoryStore<O> {
     /// moment. The key keeps its id, owner, name, abilities, expiry and second-factor
     /// state; its creation time restarts (for the maximum age) and it counts as unused.
     pub fn regenerate(&self, id: u64) -> Result<IssuedToken, StoreError> {
-        let mut entry = self
+        // Held to the end: no other operation on this id runs meanwhile.
+        let mut current = self
             .inner
             .by_id
             .get_mut(&id)
             .ok_or(StoreError::NotFound(id))?;
-        let (token, hash) = self.issue(id)?;
-        self.inner.by_prefix.remove(&prefix(&entry.hash));
-        entry.hash = hash;
-        entry.created_at = now_ms();
-        entry.last_used_at.store(0, Ordering::Relaxed);
+        let (token, hash) = self.reserve(id)?;
+        let Some(mut key) = self
+            .inner
+            .by_prefix
+            .remove(&*current)
+            .and_then(|(_, key)| key)
+        else {
+            // Every id in `by_id` has its key in `by_prefix`; give the slot back.
+            self.inner.by_prefix.remove(&prefix(&hash));
+            return Err(StoreError::NotFound(id));
+        };
+        key.digest_rest = rest(&hash);
+        key.created_at = now_ms();
+        key.last_used_at.store(0, Ordering::Relaxed);
+        self.fill(&hash, key);
+        *current = prefix(&hash);
         Ok(IssuedToken { id, token })
     }
 
     /// Deletes the key; its token is refused from this moment. `false` if there was none.
     pub fn revoke(&self, id: u64) -> bool {
         match self.inner.by_id.remove(&id) {
-            Some((_, entry)) => {
-                self.inner.by_prefix.remove(&prefix(&entry.hash));
+            Some((_, at)) => {
+                self.inner.by_prefix.remove(&at);
                 true
             }
             None => false,
@@ -412,27 +439,32 @@ impl<O: Clone + Send + Sync + 'static> MemoryStore<O> {
 
     /// Records that the key's second factor was passed. `false` if there is no such key.
     pub fn confirm_second_factor(&self, id: u64) -> bool {
-        match self.inner.by_id.get(&id) {
-            Some(entry) => {
-                entry.second_factor_pending.store(false, Ordering::Release);
-                true
-            }
-            None => false,
-        }
+        self.with_key(id, |key| {
+            key.second_factor_pending.store(false, Ordering::Release);
+        })
+        .is_some()
     }
 
     /// What the store knows of one key.
     pub fn get(&self, id: u64) -> Option<TokenInfo<O>> {
-        self.inner.by_id.get(&id).map(|e| info(*e.key(), e.value()))
+        self.with_key(id, info)
+    }
+
+    /// Runs `f` on the key `id`, if there is one.
+    fn with_key<T>(&self, id: u64, f: impl FnOnce(&Key<O>) -> T) -> Option<T> {
+        // Held while the key is read: it cannot move to another prefix meanwhile.
+        let at = self.inner.by_id.get(&id)?;
+        let slot = self.inner.by_prefix.get(&*at)?;
+        slot.as_deref().map(f)
     }
 
     /// Every key, by id.
     pub fn list(&self) -> Vec<TokenInfo<O>> {
         let mut all: Vec<_> = self
             .inner
-            .by_id
+            .by_prefix
             .iter()
-            .map(|e| info(*e.key(), e.value()))
+            .filter_map(|slot| slot.value().as_deref().map(info))
             .collect();
         all.sort_by_key(|i| i.id);
         all
@@ -445,10 +477,14 @@ impl<O: Clone + Send + Sync + 'static> MemoryStore<O> {
     {
         let mut mine: Vec<_> = self
             .inner
-            .by_id
+            .by_prefix
             .iter()
-            .filter(|e| e.value().owner == *owner)
-            .map(|e| info(*e.key(), e.value()))
+            .filter_map(|slot| {
+                slot.value()
+                    .as_deref()
+                    .filter(|key| key.owner == *owner)
+                    .map(info)
+            })
             .collect();
         mine.sort_by_key(|i| i.id);
         mine
@@ -469,14 +505,14 @@ impl<O: Clone + Send + Sync + 'static> MemoryStore<O> {
         let parts = TokenParts::split(token.as_str())?;
         let digest = parts.hash();
         // Any wrong secret, whatever the id, ends here: the same miss.
-        let id = self
+        let slot = self
             .inner
             .by_prefix
             .get(&prefix(&digest))
-            .map(|id| *id)
             .ok_or_else(unknown)?;
-        let entry = self.inner.by_id.get(&id).ok_or_else(unknown)?;
-        let matched = entry.hash.ct_eq(&digest)
+        let entry = slot.as_deref().ok_or_else(unknown)?;
+        let id = entry.id;
+        let matched = entry.digest_rest.ct_eq(&rest(&digest))
             & Choice::from(u8::from(parts.id().is_none_or(|presented| presented == id)));
         if !bool::from(matched) {
             return Err(unknown());
@@ -509,12 +545,17 @@ impl<O: Clone + Send + Sync + 'static> TokenVerifier for MemoryStore<O> {
     async fn verify(&self, token: &BearerToken) -> Result<AccessToken<O>, Rejection> {
         self.check(token)
     }
+
+    /// Always `Some`: the store never waits.
+    fn verify_now(&self, token: &BearerToken) -> Option<Result<AccessToken<O>, Rejection>> {
+        Some(self.check(token))
+    }
 }
 
-fn info<O: Clone>(id: u64, e: &Key<O>) -> TokenInfo<O> {
+fn info<O: Clone>(e: &Key<O>) -> TokenInfo<O> {
     let last_used = e.last_used_at.load(Ordering::Relaxed);
     TokenInfo {
-        id,
+        id: e.id,
         owner: e.owner.clone(),
         name: e.name.clone(),
         abilities: e.abilities.clone(),
@@ -529,6 +570,11 @@ fn info<O: Clone>(id: u64, e: &Key<O>) -> TokenInfo<O> {
 fn prefix(hash: &TokenHash) -> u64 {
     let [a, b, c, d, e, f, g, h, ..] = *hash.as_bytes();
     u64::from_le_bytes([a, b, c, d, e, f, g, h])
+}
+
+/// The rest of a digest, after its [`prefix`]: what a key keeps of it.
+fn rest(hash: &TokenHash) -> [u64; 3] {
+    crate::key::words(&hash.as_bytes()[8..])
 }
 
 fn to_ms(t: SystemTime) -> u64 {
@@ -794,6 +840,7 @@ mod tests {
         }
         assert_eq!(s.len(), 32 * 100);
         assert_eq!(s.inner.by_prefix.len(), 32 * 100);
+        assert_eq!(s.inner.by_id.len(), 32 * 100);
         for info in s.list() {
             assert_eq!(s.get(info.id).unwrap().id, info.id);
         }

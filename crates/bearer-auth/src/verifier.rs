@@ -48,6 +48,53 @@ pub trait TokenVerifier: Send + Sync {
 
     /// Accepts the token and returns its principal, or refuses it.
     async fn verify(&self, token: &BearerToken) -> Result<Self::Principal, Rejection>;
+
+    /// The answer [`verify`](Self::verify) would give, when the verifier has it at hand
+    /// without waiting; `None` when it must be awaited. The default is always `None`.
+    ///
+    /// This is a fast path for the adapters: they call `verify_now` first and await
+    /// [`verify`](Self::verify) only when it returned `None`, which saves the allocations
+    /// of an asynchronous call (the boxed future of `async-trait`, and the adapter's own).
+    /// A verifier that answers from memory, such as [`MemoryStore`](crate::MemoryStore),
+    /// or from a cache on a hit, can implement it. When it returns `Some`, the answer must
+    /// be the one `verify` gives for the same token, and count as the one use of the
+    /// token (the adapters do not call `verify` then).
+    ///
+    /// ```
+    /// use async_trait::async_trait;
+    /// use bearer_auth::{BearerToken, InvalidReason, Rejection, TokenVerifier};
+    ///
+    /// struct Fixed;
+    ///
+    /// impl Fixed {
+    ///     fn check(&self, token: &BearerToken) -> Result<u64, Rejection> {
+    ///         match token.as_str() {
+    ///             "let-me-in" => Ok(42),
+    ///             _ => Err(Rejection::InvalidToken(InvalidReason::Unknown)),
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// #[async_trait]
+    /// impl TokenVerifier for Fixed {
+    ///     type Principal = u64;
+    ///
+    ///     async fn verify(&self, token: &BearerToken) -> Result<u64, Rejection> {
+    ///         self.check(token)
+    ///     }
+    ///
+    ///     fn verify_now(&self, token: &BearerToken) -> Option<Result<u64, Rejection>> {
+    ///         Some(self.check(token))
+    ///     }
+    /// }
+    ///
+    /// let token = BearerToken::from_token("let-me-in").unwrap();
+    /// assert_eq!(Fixed.verify_now(&token).unwrap().unwrap(), 42);
+    /// ```
+    fn verify_now(&self, token: &BearerToken) -> Option<Result<Self::Principal, Rejection>> {
+        let _ = token;
+        None
+    }
 }
 
 #[async_trait]
@@ -56,6 +103,9 @@ impl<V: TokenVerifier + ?Sized> TokenVerifier for Arc<V> {
 
     async fn verify(&self, token: &BearerToken) -> Result<Self::Principal, Rejection> {
         (**self).verify(token).await
+    }
+    fn verify_now(&self, token: &BearerToken) -> Option<Result<Self::Principal, Rejection>> {
+        (**self).verify_now(token)
     }
 }
 
@@ -66,6 +116,9 @@ impl<V: TokenVerifier + ?Sized> TokenVerifier for Box<V> {
     async fn verify(&self, token: &BearerToken) -> Result<Self::Principal, Rejection> {
         (**self).verify(token).await
     }
+    fn verify_now(&self, token: &BearerToken) -> Option<Result<Self::Principal, Rejection>> {
+        (**self).verify_now(token)
+    }
 }
 
 #[async_trait]
@@ -74,6 +127,9 @@ impl<V: TokenVerifier + ?Sized> TokenVerifier for &V {
 
     async fn verify(&self, token: &BearerToken) -> Result<Self::Principal, Rejection> {
         (**self).verify(token).await
+    }
+    fn verify_now(&self, token: &BearerToken) -> Option<Result<Self::Principal, Rejection>> {
+        (**self).verify_now(token)
     }
 }
 
@@ -171,5 +227,45 @@ mod tests {
         assert_eq!(by_ref.verify(&token("good")).await.unwrap(), "alice");
         let arc_dyn_in_arc = Arc::new(dynamic);
         assert!(arc_dyn_in_arc.verify(&token("bad")).await.is_err());
+    }
+
+    /// Answers at once: `now` for its fast path, `later` when awaited.
+    struct Split;
+
+    #[async_trait]
+    impl TokenVerifier for Split {
+        type Principal = &'static str;
+
+        async fn verify(&self, _: &BearerToken) -> Result<&'static str, Rejection> {
+            Ok("later")
+        }
+
+        fn verify_now(&self, _: &BearerToken) -> Option<Result<&'static str, Rejection>> {
+            Some(Ok("now"))
+        }
+    }
+
+    impl Principal for &'static str {}
+
+    #[test]
+    fn verify_now_defaults_to_none() {
+        assert!(closure().verify_now(&token("good")).is_none());
+    }
+
+    #[test]
+    fn verify_now_is_forwarded_through_arc_box_and_ref() {
+        let t = token("x");
+        let arc: Arc<dyn TokenVerifier<Principal = &'static str>> = Arc::new(Split);
+        assert_eq!(arc.verify_now(&t).unwrap().unwrap(), "now");
+        let boxed: Box<dyn TokenVerifier<Principal = &'static str>> = Box::new(Split);
+        assert_eq!(boxed.verify_now(&t).unwrap().unwrap(), "now");
+        let by_ref = &Split;
+        assert_eq!(
+            <&Split as TokenVerifier>::verify_now(&by_ref, &t)
+                .unwrap()
+                .unwrap(),
+            "now"
+        );
+        assert_eq!(Arc::new(arc).verify_now(&t).unwrap().unwrap(), "now");
     }
 }

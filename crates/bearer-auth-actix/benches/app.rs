@@ -1,0 +1,323 @@
+//! An actix-web app called through `actix_web::test::call_service`, bare and behind each
+//! auth middleware: `cargo bench -p bearer-auth-actix --bench app`.
+//!
+//! Every setup serves `GET /v1/auth/user` with the same handler (200 with a static
+//! `"ok"`), the middleware wrapping that one resource, on one actix `System`. Each request
+//! is built in the timed loop (the same cost in every setup, so it cancels out of the
+//! overheads; batching prepared requests made the allocator's state, and so the figures,
+//! vary from one setup to the next) and carries the same valid
+//! `Authorization: Bearer <token>`, a Sanctum-format token `{id}|{40 random}{crc32b}`
+//! issued by a `MemoryStore`, so what is timed is the success path: routing, the
+//! middleware, the handler, the response.
+//!
+//! - `app/bare`: no middleware (the baseline every overhead is measured from);
+//! - `app/bearer-auth`: `BearerAuth` over a `MemoryStore<String>` holding the one key. It
+//!   parses the header to RFC 6750's grammar, takes the part after `|`, hashes it with
+//!   SHA-256, finds the key by the digest's first 8 bytes in a `DashMap`, then by id in a
+//!   second `DashMap`, compares the whole digest and the id in constant time, checks
+//!   expiry, records `last_used_at`, clones the principal (id, owner `String`,
+//!   abilities) into the request extensions and applies the route policy;
+//! - `app/actix-web-httpauth`: actix-web-httpauth's `HttpAuthentication::bearer` with a
+//!   validator doing the same work as ours in its plainest form: the crate's `BearerAuth`
+//!   extractor reads the token, the validator takes the part after `|`, SHA-256s it (with
+//!   `TokenHash::of`, the same `sha2` code ours uses), looks the 32-byte digest up in a
+//!   `DashMap` holding the one key (the map kind `MemoryStore` uses) and clones the same
+//!   principal (id, owner `String`, abilities) into the request extensions. It compares
+//!   digests with the map's `==` (not constant time), does one lookup instead of two,
+//!   checks no expiry and records no last use.
+//!
+//! `app-refused/*` time a request with a wrong token of the same shape (401) through both
+//! middlewares.
+//!
+//! Overhead of a middleware = its time − the bare time. Timed apart, two medians drift by
+//! more than some overheads on a shared machine, so every `app/*` bench is paired: each
+//! call criterion makes sends its requests through the setup and as many through the
+//! bare app, alternating in blocks of 16. Criterion reports the setup's own time; the
+//! bench also prints, and writes to `<criterion dir>/app/<setup>/paired.json`, the median
+//! over the samples of (time through the setup − time through bare) per request.
+//! `app/bare` paired with itself shows the noise of that difference. BENCHMARKS.md at the
+//! repository root has the figures and the goals they are read against.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)] // a bench harness, not library code
+
+use std::{
+    cell::RefCell,
+    future::Future,
+    hint::black_box,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use actix_web::{
+    App, Error, HttpMessage, HttpResponse,
+    dev::{Service, ServiceRequest, ServiceResponse},
+    http::StatusCode,
+    rt::{System, SystemRunner},
+    test, web,
+};
+use actix_web_httpauth::{
+    extractors::{AuthenticationError, bearer::BearerAuth as BearerCredentials},
+    headers::www_authenticate::bearer::Bearer as BearerChallenge,
+    middleware::HttpAuthentication,
+};
+use bearer_auth::{Abilities, MemoryStore, NewToken, TokenHash};
+use bearer_auth_actix::BearerAuth;
+use criterion::{
+    BenchmarkGroup, Criterion, async_executor::AsyncExecutor, criterion_group, criterion_main,
+    measurement::WallTime,
+};
+use dashmap::DashMap;
+
+const PATH: &str = "/v1/auth/user";
+
+/// The peer's principal: what `AccessToken<String>` holds.
+#[derive(Clone, Debug)]
+#[allow(dead_code)] // carried to the handler like ours, never read by it
+struct User {
+    id: u64,
+    owner: String,
+    abilities: Abilities,
+}
+
+/// Criterion's async benches on an actix `System`, which the services that
+/// `test::init_service` builds need.
+struct Actix(SystemRunner);
+
+impl AsyncExecutor for &Actix {
+    fn block_on<T>(&self, future: impl Future<Output = T>) -> T {
+        self.0.block_on(future)
+    }
+}
+
+async fn ok() -> HttpResponse {
+    HttpResponse::Ok().body("ok")
+}
+
+/// actix-web-httpauth's validator doing a hashed lookup, as a user would write it for an
+/// in-memory map.
+async fn hashed_lookup(
+    keys: Arc<DashMap<[u8; 32], User>>,
+    req: ServiceRequest,
+    credentials: BearerCredentials,
+) -> Result<ServiceRequest, (Error, ServiceRequest)> {
+    let token = credentials.token();
+    let secret = token.split_once('|').map_or(token, |(_, secret)| secret);
+    let digest = TokenHash::of(secret);
+    let user = keys.get(digest.as_bytes()).map(|user| user.clone());
+    match user {
+        Some(user) => {
+            req.extensions_mut().insert(user);
+            Ok(req)
+        }
+        None => Err((
+            AuthenticationError::new(BearerChallenge::default()).into(),
+            req,
+        )),
+    }
+}
+
+/// Tokens for the benches: a valid one and a wrong one of the same shape.
+struct Tokens {
+    store: MemoryStore<String>,
+    keys: Arc<DashMap<[u8; 32], User>>,
+    valid: String,
+    wrong: String,
+}
+
+fn tokens() -> Tokens {
+    let store = MemoryStore::<String>::new();
+    let issued = store
+        .create(NewToken::new("demo".to_owned(), "bench"))
+        .unwrap();
+    let plain = issued.plain_text_token().as_str();
+    let (id, secret) = plain.split_once('|').unwrap();
+    let flipped = if secret.starts_with('A') { "B" } else { "A" };
+    let keys = DashMap::new();
+    keys.insert(
+        *issued.plain_text_token().hash().as_bytes(),
+        User {
+            id: issued.id(),
+            owner: "demo".to_owned(),
+            abilities: Abilities::all(),
+        },
+    );
+    Tokens {
+        store,
+        keys: Arc::new(keys),
+        valid: format!("Bearer {plain}"),
+        wrong: format!("Bearer {id}|{flipped}{}", &secret[1..]),
+    }
+}
+
+/// Samples criterion takes of each bench (its default, set explicitly: the paired
+/// overhead is the median over exactly these).
+const SAMPLES: usize = 100;
+
+/// Requests sent through one app before switching to the other.
+const BLOCK: u64 = 16;
+
+/// For each call criterion makes: the time through the setup, the time through the bare
+/// app, and the number of requests each got.
+type Records = RefCell<Vec<(Duration, Duration, u64)>>;
+
+/// Times `app` answering the requests `make` builds (in the timed loop).
+fn timed<S, R, B>(
+    rt: &Actix,
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    app: &S,
+    make: impl Fn() -> R,
+) where
+    S: Service<R, Response = ServiceResponse<B>, Error = Error>,
+{
+    group.bench_function(name, |b| {
+        b.to_async(rt).iter(|| test::call_service(app, make()))
+    });
+}
+
+/// Times `app` as [`timed`] does, each call criterion makes also sending as many
+/// requests through `bare`, alternating in blocks; then reports the paired overhead.
+fn timed_paired<S, T, R, B, C>(
+    rt: &Actix,
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    app: &S,
+    bare: &T,
+    make: impl Fn() -> R,
+) where
+    S: Service<R, Response = ServiceResponse<B>, Error = Error>,
+    T: Service<R, Response = ServiceResponse<C>, Error = Error>,
+{
+    let records = Records::default();
+    group.bench_function(name, |b| {
+        b.to_async(rt).iter_custom(|iters| {
+            let (make, records) = (&make, &records);
+            async move {
+                let (mut with, mut without) = (Duration::ZERO, Duration::ZERO);
+                let mut done = 0;
+                while done < iters {
+                    let n = BLOCK.min(iters - done);
+                    let start = Instant::now();
+                    for _ in 0..n {
+                        black_box(test::call_service(bare, make()).await);
+                    }
+                    without += start.elapsed();
+                    let start = Instant::now();
+                    for _ in 0..n {
+                        black_box(test::call_service(app, make()).await);
+                    }
+                    with += start.elapsed();
+                    done += n;
+                }
+                records.borrow_mut().push((with, without, iters));
+                with
+            }
+        })
+    });
+    report_paired(&format!("app/{name}"), paired_overhead(&records));
+}
+
+/// The median, over the last [`SAMPLES`] records, of the time per request through the
+/// setup minus the time per request through the bare app measured beside it.
+fn paired_overhead(records: &Records) -> f64 {
+    let records = records.borrow();
+    let mut diffs: Vec<f64> = records[records.len().saturating_sub(SAMPLES)..]
+        .iter()
+        .map(|(with, without, iters)| {
+            (with.as_secs_f64() - without.as_secs_f64()) * 1e9 / *iters as f64
+        })
+        .collect();
+    diffs.sort_by(f64::total_cmp);
+    let mid = diffs.len() / 2;
+    if diffs.len().is_multiple_of(2) {
+        (diffs[mid - 1] + diffs[mid]) / 2.0
+    } else {
+        diffs[mid]
+    }
+}
+
+/// Prints the paired overhead and leaves it beside criterion's own estimates, as
+/// `<criterion dir>/<id>/paired.json`, for `scripts/bench-table.py`.
+fn report_paired(id: &str, overhead: f64) {
+    println!("{id}: paired overhead over bare (median of {SAMPLES} samples): {overhead:.1} ns");
+    let root = std::env::var_os("CRITERION_HOME")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("CARGO_TARGET_DIR").map(|t| PathBuf::from(t).join("criterion"))
+        })
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/criterion"));
+    let dir = root.join(id);
+    if std::fs::create_dir_all(&dir).is_ok() {
+        let json = format!("{{\"paired_overhead_ns\":{overhead},\"samples\":{SAMPLES}}}\n");
+        let _ = std::fs::write(dir.join("paired.json"), json);
+    }
+}
+
+/// The status `app` answers to `request`.
+fn status<S, R, B>(rt: &Actix, app: &S, request: R) -> StatusCode
+where
+    S: Service<R, Response = ServiceResponse<B>, Error = Error>,
+{
+    rt.0.block_on(test::call_service(app, request)).status()
+}
+
+fn app(c: &mut Criterion) {
+    let rt = Actix(System::new());
+    let tokens = tokens();
+    let request = |authorization: &str| {
+        let authorization = authorization.to_owned();
+        move || {
+            test::TestRequest::get()
+                .uri(PATH)
+                .insert_header(("authorization", authorization.as_str()))
+                .to_request()
+        }
+    };
+    let valid = request(&tokens.valid);
+    let wrong = request(&tokens.wrong);
+
+    let bare = rt.0.block_on(test::init_service(
+        App::new().service(web::resource(PATH).route(web::get().to(ok))),
+    ));
+    let ours = rt.0.block_on(test::init_service(
+        App::new().service(
+            web::resource(PATH)
+                .wrap(BearerAuth::new(tokens.store.clone()))
+                .route(web::get().to(ok)),
+        ),
+    ));
+    let keys = Arc::clone(&tokens.keys);
+    let peer = rt.0.block_on(test::init_service(
+        App::new().service(
+            web::resource(PATH)
+                .wrap(HttpAuthentication::bearer(move |req, credentials| {
+                    hashed_lookup(Arc::clone(&keys), req, credentials)
+                }))
+                .route(web::get().to(ok)),
+        ),
+    ));
+
+    // Every setup answers the valid request with 200; the middlewares refuse the wrong one.
+    assert_eq!(status(&rt, &bare, valid()), StatusCode::OK);
+    assert_eq!(status(&rt, &ours, valid()), StatusCode::OK);
+    assert_eq!(status(&rt, &peer, valid()), StatusCode::OK);
+    assert_eq!(status(&rt, &ours, wrong()), StatusCode::UNAUTHORIZED);
+    assert_eq!(status(&rt, &peer, wrong()), StatusCode::UNAUTHORIZED);
+
+    let mut group = c.benchmark_group("app");
+    group.sample_size(SAMPLES);
+    timed_paired(&rt, &mut group, "bare", &bare, &bare, &valid);
+    timed_paired(&rt, &mut group, "bearer-auth", &ours, &bare, &valid);
+    timed_paired(&rt, &mut group, "actix-web-httpauth", &peer, &bare, &valid);
+    group.finish();
+
+    let mut group = c.benchmark_group("app-refused");
+    group.sample_size(SAMPLES);
+    timed(&rt, &mut group, "bearer-auth", &ours, &wrong);
+    timed(&rt, &mut group, "actix-web-httpauth", &peer, &wrong);
+    group.finish();
+}
+
+criterion_group!(benches, app);
+criterion_main!(benches);

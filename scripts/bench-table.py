@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""Prints the figures of the criterion benches as the tables of BENCHMARKS.md.
+
+    python3 scripts/bench-table.py [CRITERION_DIR]
+
+Reads what `cargo bench` left in CRITERION_DIR (by default target/criterion):
+criterion's own estimates (<bench>/new/estimates.json: the median of every bench;
+criterion writes `parse/header` as `parse_header`) and the paired overheads that the
+router and app benches write beside them (<bench>/paired.json: the median over the
+samples of the time through the setup minus the time through bare, measured side by
+side). Prints the medians, the overheads over bare and the goals with their ratios.
+"""
+import json
+import os
+import sys
+
+root = sys.argv[1] if len(sys.argv) > 1 else os.path.join("target", "criterion")
+
+
+def load(group, bench, name):
+    directory = {"parse": "parse_header", "sha256": "sha256_secret"}.get(group)
+    if directory is None:
+        directory = os.path.join(group.replace("/", "_"), bench)
+    try:
+        with open(os.path.join(root, directory, *name)) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+
+
+def median(group, bench):
+    e = load(group, bench, ("new", "estimates.json"))
+    return None if e is None else e["median"]["point_estimate"]
+
+
+def paired(group, bench):
+    p = load(group, bench, ("paired.json",))
+    return None if p is None else p["paired_overhead_ns"]
+
+
+def ns(v):
+    return "–" if v is None else f"{v:,.1f} ns"
+
+
+rows = [
+    ("parse", "header"), ("sha256", "secret"),
+    ("verify/memory", "1"), ("verify/memory", "1000"), ("verify/memory", "1000000"),
+    ("router", "bare"), ("router", "bearer-auth"), ("router", "tower-http-static"),
+    ("router", "tower-http-hashed"),
+    ("router-refused", "bearer-auth"), ("router-refused", "tower-http-hashed"),
+    ("app", "bare"), ("app", "bearer-auth"), ("app", "actix-web-httpauth"),
+    ("app-refused", "bearer-auth"), ("app-refused", "actix-web-httpauth"),
+]
+m = {}
+over = {}
+print("| bench | median | overhead over bare, paired (median) |")
+print("|---|---:|---:|")
+for group, bench in rows:
+    m[(group, bench)] = median(group, bench)
+    over[(group, bench)] = paired(group, bench)
+    o = over[(group, bench)]
+    note = ""
+    if o is not None and bench == "bare":
+        note = " (bare against itself: the noise)"
+    shown = "" if o is None else f"{ns(o)}{note}"
+    print(f"| `{group}/{bench}` | {ns(m[(group, bench)])} | {shown} |")
+
+
+def ratio(a, b):
+    return None if a is None or b is None or b <= 0 else a / b
+
+
+goals = [
+    ("Tower: our overhead / tower-http static compare's",
+     ratio(over.get(("router", "bearer-auth")), over.get(("router", "tower-http-static"))), 1.5),
+    ("Tower: our overhead / tower-http hashed lookup's (no goal: the equivalent peer)",
+     ratio(over.get(("router", "bearer-auth")), over.get(("router", "tower-http-hashed"))), None),
+    ("actix-web: our overhead / actix-web-httpauth's",
+     ratio(over.get(("app", "bearer-auth")), over.get(("app", "actix-web-httpauth"))), 1.0),
+    ("verify at 1,000,000 keys / at 1 key",
+     ratio(m.get(("verify/memory", "1000000")), m.get(("verify/memory", "1"))), 1.25),
+]
+print()
+print("| goal | ratio | target | |")
+print("|---|---:|---:|---|")
+for name, r, target in goals:
+    verdict = "" if target is None or r is None else ("met" if r <= target else "missed")
+    rs = "–" if r is None else f"{r:.2f}"
+    ts = "–" if target is None else f"≤ {target:.2f}"
+    print(f"| {name} | {rs} | {ts} | {verdict} |")
