@@ -10,7 +10,7 @@
 //! |t| over its percentile crops. |t| above 4.5 is read as a leak.
 //!
 //! - `verify_wrong_secret_first_vs_last_byte`: a known id with a secret that differs from
-//!   the stored one in its first character, or in its last;
+//!   the stored one in its first character, or in its last (keys drawn from 2,000);
 //! - `verify_unknown_id_vs_wrong_secret`: an id that does not exist, or one that does with
 //!   a wrong secret (same number of digits, same secret length);
 //! - `parse_equal_length_tokens`: two valid tokens of one length, one a single repeated
@@ -84,10 +84,16 @@ fn run_verify(runner: &mut CtRunner, store: &MemoryStore<u64>, inputs: Vec<(Clas
 }
 
 fn verify_wrong_secret_first_vs_last_byte(runner: &mut CtRunner, rng: &mut BenchRng) {
-    let (store, tokens) = store_with_keys(1);
-    let (id, secret) = tokens[0].split_once('|').expect("id|secret");
+    // Each sample alters a key drawn from 2,000: with one key, a class would hold only
+    // 61 distinct secrets (one altered character), and the places of their 61 digests in
+    // the store's hash map, which depend on the presented secret and not on how close it
+    // is to the stored one, would tell the two classes apart by themselves.
+    let (store, tokens) = store_with_keys(2000);
     let inputs = (0..SAMPLES)
         .map(|_| {
+            let (id, secret) = tokens[rng.random_range(0..tokens.len())]
+                .split_once('|')
+                .expect("id|secret");
             let mut wrong = secret.as_bytes().to_vec();
             let class = if rng.random::<bool>() {
                 Class::Left
@@ -189,7 +195,8 @@ fn parse_bad_byte_first_vs_last(runner: &mut CtRunner, rng: &mut BenchRng) {
 }
 
 /// dudect's own `ctbench_main!` refuses the `--bench` flag that `cargo bench` passes, so
-/// the options are read here: `--filter NAME`, `--continuous NAME`, `--out FILE`.
+/// the options are read here: `--filter NAME`, `--continuous NAME`, `--out FILE`, and
+/// `--seed HEX` to replay a run's inputs.
 fn main() -> std::io::Result<()> {
     let benches: [(&'static str, BenchFn); 4] = [
         (
@@ -204,6 +211,7 @@ fn main() -> std::io::Result<()> {
         ("parse_bad_byte_first_vs_last", parse_bad_byte_first_vs_last),
     ];
     let mut opts = BenchOpts::default();
+    let mut seed = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -213,6 +221,11 @@ fn main() -> std::io::Result<()> {
                 opts.filter = args.next();
             }
             "--out" => opts.file_out = args.next().map(std::path::PathBuf::from),
+            "--seed" => {
+                seed = args
+                    .next()
+                    .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok());
+            }
             _ => {} // `--bench` and anything else cargo passes
         }
     }
@@ -220,7 +233,7 @@ fn main() -> std::io::Result<()> {
         .into_iter()
         .map(|(name, benchfn)| BenchMetadata {
             name: BenchName(name),
-            seed: None,
+            seed,
             benchfn,
         })
         .collect();
