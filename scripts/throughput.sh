@@ -9,22 +9,24 @@
 # Each run starts the server on its own loopback port (BIND_ADDR), reads the key it
 # prints, and loads `GET /v1/auth/user` with `Authorization: Bearer <key>` through wrk
 # (installed with apt-get when missing) for DURATION. It prints the median requests per
-# second of each mode and protected/bare.
+# second of each mode, and the median over the rounds of protected/bare within a round:
+# the machine's speed drifts from one run to the next (by as much as twice over a few
+# minutes here), and a round's two runs, back to back, drift least.
 #
 # Client and server share the machine's cores. With PIN=1 (the default, on a machine
 # with two cores or more) the server runs on CPU 0 and wrk on CPU 1 (taskset), so that
 # they do not take turns on one core; the servers then start one worker each.
 #
-# Settings (environment): DURATION (15s), THREADS (1), CONNECTIONS (32), ROUNDS (3),
+# Settings (environment): DURATION (10s), THREADS (1), CONNECTIONS (32), ROUNDS (5),
 # PIN (1), AXUM_ADDR (127.0.0.1:38080), ACTIX_ADDR (127.0.0.1:38081). Loopback only;
 # every run is bounded by DURATION and each server is stopped after its run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DURATION=${DURATION:-15s}
+DURATION=${DURATION:-10s}
 THREADS=${THREADS:-1}
 CONNECTIONS=${CONNECTIONS:-32}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 PIN=${PIN:-1}
 AXUM_ADDR=${AXUM_ADDR:-127.0.0.1:38080}
 ACTIX_ADDR=${ACTIX_ADDR:-127.0.0.1:38081}
@@ -97,9 +99,9 @@ median() {
   sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
-echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS rounds (bare, protected alternating)," \
+echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS rounds (bare then protected in each; ratio: median of the rounds' ratios)," \
   "pinned: $([[ ${#server_cpu[@]} -gt 0 ]] && echo 'server CPU 0, wrk CPU 1' || echo no)"
-printf '%-8s %14s %14s %10s   %s\n' example "bare rps" "protected rps" ratio "runs (bare | protected)"
+printf '%-8s %14s %14s %16s   %s\n' example "bare rps" "protected rps" "protected/bare" "runs (bare | protected)"
 for spec in "axum $AXUM_ADDR" "actix $ACTIX_ADDR"; do
   read -r example addr <<<"$spec"
   bare=()
@@ -110,6 +112,9 @@ for spec in "axum $AXUM_ADDR" "actix $ACTIX_ADDR"; do
   done
   b=$(printf '%s\n' "${bare[@]}" | median)
   p=$(printf '%s\n' "${protected[@]}" | median)
-  printf '%-8s %14.0f %14.0f %9.1f%%   %s | %s\n' "$example" "$b" "$p" \
-    "$(awk -v b="$b" -v p="$p" 'BEGIN { print 100 * p / b }')" "${bare[*]}" "${protected[*]}"
+  ratio=$(for ((i = 0; i < ROUNDS; i++)); do
+    awk -v b="${bare[i]}" -v p="${protected[i]}" 'BEGIN { print 100 * p / b }'
+  done | median)
+  printf '%-8s %14.0f %14.0f %15.1f%%   %s | %s\n' "$example" "$b" "$p" "$ratio" \
+    "${bare[*]}" "${protected[*]}"
 done
