@@ -385,6 +385,94 @@ mod tests {
         );
     }
 
+    /// Every answer of a verifier with its answer at hand (the store itself) and of one
+    /// that must be awaited (the same store behind a closure): same status, headers and
+    /// body, and the principal reaches the handler either way.
+    #[actix_web::test]
+    async fn the_fast_path_and_the_awaited_path_answer_alike() {
+        use actix_web::{App, HttpResponse, test, web};
+        use bearer_auth::{AccessToken, BearerToken, verifier_fn};
+
+        use crate::Authenticated;
+
+        async fn me(user: Authenticated<AccessToken<String>>) -> HttpResponse {
+            HttpResponse::Ok().body(user.owner().clone())
+        }
+
+        let store = store();
+        let pending = store
+            .create(NewToken::new("bob".to_owned(), "t").second_factor_pending(true))
+            .unwrap();
+        let key = store
+            .create(NewToken::new("alice".to_owned(), "t"))
+            .unwrap();
+        let awaited = {
+            let store = store.clone();
+            verifier_fn(move |token: BearerToken| {
+                let store = store.clone();
+                async move { store.verify(&token).await }
+            })
+        };
+        assert!(
+            awaited
+                .verify_now(&BearerToken::from_token("x").unwrap())
+                .is_none()
+        );
+        let fast = test::init_service(
+            App::new().service(web::resource("/me").wrap(BearerAuth::new(store)).to(me)),
+        )
+        .await;
+        let slow = test::init_service(
+            App::new().service(web::resource("/me").wrap(BearerAuth::new(awaited)).to(me)),
+        )
+        .await;
+
+        let wrong = format!("{}|nope", key.id());
+        for authorization in [
+            Some(key.plain_text_token().as_str()),
+            Some(pending.plain_text_token().as_str()),
+            Some(wrong.as_str()),
+            Some("a b"),
+            None,
+        ] {
+            let request = || {
+                let mut request = test::TestRequest::get().uri("/me");
+                if let Some(token) = authorization {
+                    request = request.insert_header(("authorization", format!("Bearer {token}")));
+                }
+                request.to_request()
+            };
+            let answers = [
+                test::call_service(&fast, request()).await,
+                test::call_service(&slow, request()).await,
+            ];
+            let mut seen = Vec::new();
+            for answer in answers {
+                let status = answer.status();
+                let mut headers: Vec<_> = answer
+                    .headers()
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+                    .collect();
+                headers.sort();
+                seen.push((status, headers, test::read_body(answer).await));
+            }
+            assert_eq!(seen[0], seen[1], "{authorization:?}");
+        }
+        let ok = test::call_service(
+            &fast,
+            test::TestRequest::get()
+                .uri("/me")
+                .insert_header((
+                    "authorization",
+                    format!("Bearer {}", key.plain_text_token().as_str()),
+                ))
+                .to_request(),
+        )
+        .await;
+        assert_eq!(test::read_body(ok).await, "alice");
+    }
+
     #[test]
     fn invalid_realm_is_an_error() {
         assert!(BearerAuth::new(store()).with_realm("é").is_err());

@@ -339,6 +339,71 @@ mod tests {
         assert_eq!(response.body(), expected.body());
     }
 
+    /// Every answer of a verifier with its answer at hand (the store itself, decided in
+    /// `call`) and of one that must be awaited (the same store behind a closure): same
+    /// status, headers and body, and the principal reaches the inner service either way.
+    #[tokio::test]
+    async fn the_fast_path_and_the_awaited_path_answer_alike() {
+        use bearer_auth::{AccessToken, MemoryStore, NewToken};
+
+        let store = MemoryStore::<String>::new();
+        let pending = store
+            .create(NewToken::new("bob".to_owned(), "t").second_factor_pending(true))
+            .unwrap();
+        let key = store
+            .create(NewToken::new("alice".to_owned(), "t"))
+            .unwrap();
+        let awaited = {
+            let store = store.clone();
+            verifier_fn(move |token: BearerToken| {
+                let store = store.clone();
+                async move { store.verify(&token).await }
+            })
+        };
+        assert!(
+            awaited
+                .verify_now(&BearerToken::from_token("x").unwrap())
+                .is_none()
+        );
+        let inner = tower::service_fn(|request: Request<()>| async move {
+            let owner = request
+                .extensions()
+                .get::<AccessToken<String>>()
+                .map_or_else(|| "none".to_owned(), |p| p.owner().clone());
+            Ok::<_, Infallible>(Response::new(Bytes::from(owner)))
+        });
+        let fast = BearerAuthLayer::new(store).layer(inner);
+        let slow = BearerAuthLayer::new(awaited).layer(inner);
+
+        let wrong = format!("Bearer {}|nope", key.id());
+        let valid = format!("Bearer {}", key.plain_text_token().as_str());
+        let waiting = format!("Bearer {}", pending.plain_text_token().as_str());
+        for authorization in [Some(&valid), Some(&waiting), Some(&wrong), None] {
+            let request = || {
+                let mut request = Request::new(());
+                if let Some(value) = authorization {
+                    request.headers_mut().insert(
+                        AUTHORIZATION,
+                        HeaderValue::try_from(value.as_str()).unwrap(),
+                    );
+                }
+                request
+            };
+            let a = fast.clone().oneshot(request()).await.unwrap();
+            let b = slow.clone().oneshot(request()).await.unwrap();
+            assert_eq!(a.status(), b.status(), "{authorization:?}");
+            assert_eq!(a.headers(), b.headers(), "{authorization:?}");
+            assert_eq!(a.body(), b.body(), "{authorization:?}");
+        }
+        let mut request = Request::new(());
+        request.headers_mut().insert(
+            AUTHORIZATION,
+            HeaderValue::try_from(valid.as_str()).unwrap(),
+        );
+        let accepted = fast.oneshot(request).await.unwrap();
+        assert_eq!(accepted.body().as_ref(), b"alice");
+    }
+
     /// Never ready: its readiness must reach the caller.
     #[derive(Clone)]
     struct Pending;
