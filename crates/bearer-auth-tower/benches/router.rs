@@ -45,11 +45,14 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // a bench harness, not library code
 
+#[path = "support/paired.rs"]
+mod paired;
+
+use paired::{Records, SAMPLES, paired_overhead, report_paired};
+
 use std::{
-    cell::RefCell,
     future::{Ready, ready},
     hint::black_box,
-    path::{Path, PathBuf},
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -186,16 +189,8 @@ fn request(authorization: &HeaderValue) -> Request<Body> {
         .unwrap()
 }
 
-/// Samples criterion takes of each bench (its default, set explicitly: the paired
-/// overhead is the median over exactly these).
-const SAMPLES: usize = 100;
-
 /// Requests sent through one router before switching to the other.
 const BLOCK: u64 = 16;
-
-/// For each call criterion makes: the time through the setup, the time through the bare
-/// router, and the number of requests each got.
-type Records = RefCell<Vec<(Duration, Duration, u64)>>;
 
 /// Sends `iters` requests through `setup` and as many through `bare`, alternating in
 /// blocks, records both times and returns the setup's (what criterion reports).
@@ -224,61 +219,6 @@ async fn paired(
     }
     records.borrow_mut().push((with, without, iters));
     with
-}
-
-/// The paired overhead of a setup, from the last [`SAMPLES`] records: the median of
-/// (time per request through the setup − time per request through bare beside it), in
-/// nanoseconds, and the median of that difference relative to the bare time. The
-/// machine's speed drifts from one bench to the next and scales both times alike; the
-/// relative figure cancels that scale, so it is the one to compare setups by.
-fn paired_overhead(records: &Records) -> Option<(f64, f64)> {
-    let records = records.borrow();
-    let last = &records[records.len().saturating_sub(SAMPLES)..];
-    let absolute = median(last.iter().map(|(with, without, iters)| {
-        (with.as_secs_f64() - without.as_secs_f64()) * 1e9 / *iters as f64
-    }))?;
-    let relative = median(
-        last.iter()
-            .map(|(with, without, _)| with.as_secs_f64() / without.as_secs_f64() - 1.0),
-    )?;
-    Some((absolute, relative))
-}
-
-/// The median; `None` for no value (a bench filtered out of this run).
-fn median(values: impl Iterator<Item = f64>) -> Option<f64> {
-    let mut values: Vec<f64> = values.collect();
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    match values.len() {
-        0 => None,
-        n if n.is_multiple_of(2) => Some((values[mid - 1] + values[mid]) / 2.0),
-        _ => Some(values[mid]),
-    }
-}
-
-/// Prints the paired overhead and leaves it beside criterion's own estimates, as
-/// `<criterion dir>/<id>/paired.json`, for `scripts/bench-table.py`.
-fn report_paired(id: &str, overhead: Option<(f64, f64)>) {
-    let Some((absolute, relative)) = overhead else {
-        return;
-    };
-    println!(
-        "{id}: paired overhead over bare (medians of {SAMPLES} samples): {absolute:.1} ns, {:.1}% of bare",
-        relative * 100.0
-    );
-    let root = std::env::var_os("CRITERION_HOME")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("CARGO_TARGET_DIR").map(|t| PathBuf::from(t).join("criterion"))
-        })
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/criterion"));
-    let dir = root.join(id);
-    if std::fs::create_dir_all(&dir).is_ok() {
-        let json = format!(
-            "{{\"paired_overhead_ns\":{absolute},\"paired_overhead_relative\":{relative},\"samples\":{SAMPLES}}}\n"
-        );
-        let _ = std::fs::write(dir.join("paired.json"), json);
-    }
 }
 
 fn router(c: &mut Criterion) {
