@@ -36,7 +36,7 @@ use std::io::IsTerminal as _;
 
 use actix_web::{App, HttpResponse, HttpServer, http::header::CONTENT_TYPE, web};
 use bearer_auth::{AccessToken, BearerToken, TokenVerifier as _};
-use bearer_auth_actix::{Authenticated, BearerAuth};
+use bearer_auth_actix::{Authenticated, BearerAuthMiddleware};
 use tracing_subscriber::EnvFilter;
 
 async fn health() -> HttpResponse {
@@ -97,7 +97,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     } else {
         drop(issued);
-        let auth = BearerAuth::new(store);
+        let auth = BearerAuthMiddleware::new(store);
         tracing::info!(%addr, "listening");
         HttpServer::new(move || {
             App::new().route("/health", web::get().to(health)).service(

@@ -11,7 +11,7 @@
 //! middleware, the handler, the response.
 //!
 //! - `app/bare`: no middleware (the baseline every overhead is measured from);
-//! - `app/bearer-auth`: `BearerAuth` over a `MemoryStore<String>` holding the one key. It
+//! - `app/bearer-auth`: `BearerAuthMiddleware` over a `MemoryStore<String>` holding the one key. It
 //!   parses the header to RFC 6750's grammar, takes the part after `|`, hashes it with
 //!   SHA-256, finds the key by the digest's first 8 bytes in a `DashMap`, then by id in a
 //!   second `DashMap`, compares the whole digest and the id in constant time, checks
@@ -65,7 +65,7 @@ use actix_web_httpauth::{
     middleware::HttpAuthentication,
 };
 use bearer_auth::{Abilities, MemoryStore, NewToken, TokenHash};
-use bearer_auth_actix::BearerAuth;
+use bearer_auth_actix::BearerAuthMiddleware;
 use criterion::{
     BenchmarkGroup, Criterion, async_executor::AsyncExecutor, criterion_group, criterion_main,
     measurement::WallTime,
@@ -242,7 +242,7 @@ fn app(c: &mut Criterion) {
     let ours = rt.0.block_on(test::init_service(
         App::new().service(
             web::resource(PATH)
-                .wrap(BearerAuth::new(tokens.store.clone()))
+                .wrap(BearerAuthMiddleware::new(tokens.store.clone()))
                 .route(web::get().to(ok)),
         ),
     ));

@@ -16,23 +16,23 @@ use bytes::Bytes;
 
 use crate::response::to_actix;
 
-/// The principal that [`BearerAuth`](crate::BearerAuth) accepted for this request.
+/// The principal that [`BearerAuthMiddleware`](crate::BearerAuthMiddleware) accepted for this request.
 ///
 /// `P` is the verifier's `Principal` type (for a [`MemoryStore<O>`](bearer_auth::MemoryStore),
 /// [`AccessToken<O>`](bearer_auth::AccessToken)). It derefs to `P`.
 ///
 /// Extraction fails with an [`AuthenticatedRejection`]:
 ///
-/// - on an [optional](crate::BearerAuth::optional) route, for a request sent without
+/// - on an [optional](crate::BearerAuthMiddleware::optional) route, for a request sent without
 ///   credentials: the documented 401 (`{"message":"Unauthenticated."}` with the route's
 ///   `WWW-Authenticate` challenge);
-/// - on a route that no `BearerAuth` with principal type `P` covers: a 500, logged at
+/// - on a route that no `BearerAuthMiddleware` with principal type `P` covers: a 500, logged at
 ///   `error` level, because that is a programming error, not the client's.
 ///
 /// ```
 /// use actix_web::{App, HttpResponse, test, web};
 /// use bearer_auth::{AccessToken, MemoryStore, NewToken};
-/// use bearer_auth_actix::{Authenticated, BearerAuth};
+/// use bearer_auth_actix::{Authenticated, BearerAuthMiddleware};
 ///
 /// async fn me(user: Authenticated<AccessToken<String>>) -> HttpResponse {
 ///     HttpResponse::Ok().body(format!("{} (key {})", user.owner(), user.id()))
@@ -44,7 +44,7 @@ use crate::response::to_actix;
 /// let key = store.create(NewToken::new("alice".to_owned(), "docs")).unwrap();
 /// let app = test::init_service(
 ///     App::new()
-///         .service(web::resource("/me").wrap(BearerAuth::new(store)).to(me))
+///         .service(web::resource("/me").wrap(BearerAuthMiddleware::new(store)).to(me))
 ///         // A mistake: no middleware on this route.
 ///         .route("/oops", web::get().to(me)),
 /// )
@@ -106,16 +106,16 @@ impl<P: Principal> FromRequest for Authenticated<P> {
     }
 }
 
-/// The principal on an [optional](crate::BearerAuth::optional) route: `Some` when the
+/// The principal on an [optional](crate::BearerAuthMiddleware::optional) route: `Some` when the
 /// request was authenticated, `None` when it came without credentials.
 ///
 /// Unlike `Option<Authenticated<P>>` (see [`Authenticated`]), it answers 500 (and logs
-/// at `error` level) on a route that no `BearerAuth` with principal type `P` covers.
+/// at `error` level) on a route that no `BearerAuthMiddleware` with principal type `P` covers.
 ///
 /// ```
 /// use actix_web::{App, HttpResponse, test, web};
 /// use bearer_auth::{AccessToken, MemoryStore};
-/// use bearer_auth_actix::{BearerAuth, MaybeAuthenticated};
+/// use bearer_auth_actix::{BearerAuthMiddleware, MaybeAuthenticated};
 ///
 /// async fn catalogue(user: MaybeAuthenticated<AccessToken<String>>) -> HttpResponse {
 ///     match user.0 {
@@ -126,7 +126,7 @@ impl<P: Principal> FromRequest for Authenticated<P> {
 ///
 /// # #[actix_web::main]
 /// # async fn main() {
-/// let auth = BearerAuth::new(MemoryStore::<String>::new()).optional();
+/// let auth = BearerAuthMiddleware::new(MemoryStore::<String>::new()).optional();
 /// let app = test::init_service(
 ///     App::new()
 ///         .service(web::resource("/catalogue").wrap(auth).to(catalogue))
@@ -202,12 +202,12 @@ fn lookup<P: Principal>(req: &HttpRequest) -> Found<P> {
 #[non_exhaustive]
 #[derive(Debug)]
 pub enum AuthenticatedRejection {
-    /// An [optional](crate::BearerAuth::optional) route let the request through without
+    /// An [optional](crate::BearerAuthMiddleware::optional) route let the request through without
     /// credentials, and the handler requires a principal. 401
     /// `{"message":"Unauthenticated."}` with the route's `WWW-Authenticate` challenge.
     /// Logged (one `debug` event, reason `missing`) when the response is rendered.
     Unauthenticated(Unauthenticated),
-    /// No `BearerAuth` with this principal type covers the route: a programming error.
+    /// No `BearerAuthMiddleware` with this principal type covers the route: a programming error.
     /// 500 with a plain-text explanation, logged at `error` level when it is detected.
     MissingMiddleware(MissingMiddleware),
 }

@@ -1,4 +1,4 @@
-//! [`ResponseFuture`]: the response of [`BearerAuthMiddleware`](crate::BearerAuthMiddleware).
+//! [`ResponseFuture`]: the response of [`BearerAuthService`](crate::BearerAuthService).
 
 use std::{
     fmt,
@@ -16,7 +16,7 @@ use pin_project_lite::pin_project;
 type Answer<B> = Result<ServiceResponse<EitherBody<B>>, Error>;
 
 pin_project! {
-    /// The response future of [`BearerAuthMiddleware`](crate::BearerAuthMiddleware).
+    /// The response future of [`BearerAuthService`](crate::BearerAuthService).
     ///
     /// When the request was decided in `call` (refused at once, or accepted by a verifier
     /// with its answer at hand, or let through an optional route) it is the rejection or

@@ -5,7 +5,7 @@
 //! of a refusal come from the core, so this crate and `bearer-auth-tower` (axum, hyper,
 //! Tower) answer the same request alike. It holds:
 //!
-//! - [`BearerAuth`]: the middleware (a [`Transform`](actix_web::dev::Transform)) for
+//! - [`BearerAuthMiddleware`]: the middleware (a [`Transform`](actix_web::dev::Transform)) for
 //!   `App::wrap`, `Scope::wrap` and `Resource::wrap`, built from any
 //!   [`TokenVerifier`](bearer_auth::TokenVerifier), with per-route options: optional
 //!   authentication, required abilities, a pending second factor accepted on the
@@ -18,7 +18,7 @@
 //! ```
 //! use actix_web::{App, HttpResponse, test, web};
 //! use bearer_auth::{AccessToken, MemoryStore, NewToken};
-//! use bearer_auth_actix::{Authenticated, BearerAuth};
+//! use bearer_auth_actix::{Authenticated, BearerAuthMiddleware};
 //!
 //! async fn user(user: Authenticated<AccessToken<String>>) -> HttpResponse {
 //!     HttpResponse::Ok().body(user.owner().clone())
@@ -33,7 +33,7 @@
 //!     App::new()
 //!         .service(
 //!             web::scope("/v1")
-//!                 .wrap(BearerAuth::new(store.clone()))
+//!                 .wrap(BearerAuthMiddleware::new(store.clone()))
 //!                 .route("/auth/user", web::get().to(user)),
 //!         )
 //!         .route("/health", web::get().to(HttpResponse::Ok)),
@@ -77,10 +77,10 @@
 //!
 //! A 401 also carries `WWW-Authenticate`: `Bearer` when the request had no Bearer
 //! credentials, `Bearer error="invalid_token"` when a token was presented and refused
-//! (with `realm="…"` first if one is [set](BearerAuth::with_realm)). 403 and 503 carry
+//! (with `realm="…"` first if one is [set](BearerAuthMiddleware::with_realm)). 403 and 503 carry
 //! none. The wrapped service is not called for a refused request.
 //!
-//! An extractor used on a route that no `BearerAuth` covers answers 500 with a plain-text
+//! An extractor used on a route that no `BearerAuthMiddleware` covers answers 500 with a plain-text
 //! explanation and logs the mistake at `error` level: see [`Authenticated`].
 //!
 //! The conversion from the core's `http` 1.x response to actix-web's types keeps the
@@ -106,7 +106,7 @@ mod response;
 
 pub use extract::{Authenticated, AuthenticatedRejection, MaybeAuthenticated, MissingMiddleware};
 pub use future::ResponseFuture;
-pub use middleware::{BearerAuth, BearerAuthMiddleware};
+pub use middleware::{BearerAuthMiddleware, BearerAuthService};
 
 /// The core crate, re-exported so that its verifiers, stores and rejections can be named
 /// without a separate dependency.

@@ -1,4 +1,4 @@
-//! The middleware: [`BearerAuth`] (the `Transform`) and [`BearerAuthMiddleware`] (the
+//! The middleware: [`BearerAuthMiddleware`] (the `Transform`) and [`BearerAuthService`] (the
 //! service it builds).
 
 use std::{fmt, future::Ready, rc::Rc, sync::Arc};
@@ -35,7 +35,7 @@ use bearer_auth::{
 /// ```
 /// use actix_web::{App, HttpResponse, test, web};
 /// use bearer_auth::{AccessToken, MemoryStore, NewToken};
-/// use bearer_auth_actix::{Authenticated, BearerAuth};
+/// use bearer_auth_actix::{Authenticated, BearerAuthMiddleware};
 ///
 /// async fn me(user: Authenticated<AccessToken<String>>) -> HttpResponse {
 ///     HttpResponse::Ok().body(user.owner().clone())
@@ -49,7 +49,7 @@ use bearer_auth::{
 /// let app = test::init_service(
 ///     App::new().service(
 ///         web::resource("/me")
-///             .wrap(BearerAuth::new(store.clone()))
+///             .wrap(BearerAuthMiddleware::new(store.clone()))
 ///             .route(web::get().to(me)),
 ///     ),
 /// )
@@ -70,16 +70,16 @@ use bearer_auth::{
 ///
 /// # Per-route options
 ///
-/// One `BearerAuth` carries one policy. Give routes with other needs their own, on a
-/// [`Scope`] or a [`Resource`]; they can share one verifier, since a `BearerAuth` is
+/// One `BearerAuthMiddleware` carries one policy. Give routes with other needs their own, on a
+/// [`Scope`] or a [`Resource`]; they can share one verifier, since a `BearerAuthMiddleware` is
 /// cheap to clone and the builders below keep the verifier:
 ///
 /// ```
 /// use actix_web::{App, HttpResponse, web};
 /// use bearer_auth::MemoryStore;
-/// use bearer_auth_actix::BearerAuth;
+/// use bearer_auth_actix::BearerAuthMiddleware;
 ///
-/// let auth = BearerAuth::new(MemoryStore::<String>::new());
+/// let auth = BearerAuthMiddleware::new(MemoryStore::<String>::new());
 /// let app = App::new()
 ///     // Anonymous requests pass; a presented key must be valid.
 ///     .service(
@@ -102,7 +102,7 @@ use bearer_auth::{
 /// # let _ = app;
 /// ```
 ///
-/// Middlewares nest: a request passes every `BearerAuth` on its way, outermost first. Do
+/// Middlewares nest: a request passes every `BearerAuthMiddleware` on its way, outermost first. Do
 /// not put the two-factor challenge route under an [`App::wrap`] or [`Scope::wrap`] that
 /// refuses a pending second factor, or the outer one answers 403 before the inner one runs.
 ///
@@ -111,11 +111,11 @@ use bearer_auth::{
 /// [`Resource::wrap`]: actix_web::Resource::wrap
 /// [`Scope`]: actix_web::Scope
 /// [`Resource`]: actix_web::Resource
-pub struct BearerAuth<V> {
+pub struct BearerAuthMiddleware<V> {
     auth: Arc<Authenticator<Arc<V>>>,
 }
 
-impl<V> Clone for BearerAuth<V> {
+impl<V> Clone for BearerAuthMiddleware<V> {
     fn clone(&self) -> Self {
         Self {
             auth: Arc::clone(&self.auth),
@@ -123,9 +123,9 @@ impl<V> Clone for BearerAuth<V> {
     }
 }
 
-impl<V> fmt::Debug for BearerAuth<V> {
+impl<V> fmt::Debug for BearerAuthMiddleware<V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BearerAuth")
+        f.debug_struct("BearerAuthMiddleware")
             .field("verifier", &std::any::type_name::<V>())
             .field("policy", self.auth.policy())
             .field("challenge", self.auth.challenge())
@@ -133,7 +133,7 @@ impl<V> fmt::Debug for BearerAuth<V> {
     }
 }
 
-impl<V: TokenVerifier + 'static> BearerAuth<V> {
+impl<V: TokenVerifier + 'static> BearerAuthMiddleware<V> {
     /// Requires a valid token checked by `verifier`: the default [`Policy`] (no ability
     /// required, a pending second factor refused with 403) and [`Challenge`] (no realm).
     pub fn new(verifier: V) -> Self {
@@ -196,14 +196,14 @@ impl<V: TokenVerifier + 'static> BearerAuth<V> {
     ///
     /// ```
     /// use bearer_auth::MemoryStore;
-    /// use bearer_auth_actix::BearerAuth;
+    /// use bearer_auth_actix::BearerAuthMiddleware;
     ///
-    /// let auth = BearerAuth::new(MemoryStore::<String>::new()).with_realm("api").unwrap();
+    /// let auth = BearerAuthMiddleware::new(MemoryStore::<String>::new()).with_realm("api").unwrap();
     /// assert_eq!(
     ///     auth.authenticator().challenge().missing_credentials(),
     ///     r#"Bearer realm="api""#
     /// );
-    /// assert!(BearerAuth::new(MemoryStore::<String>::new()).with_realm("\n").is_err());
+    /// assert!(BearerAuthMiddleware::new(MemoryStore::<String>::new()).with_realm("\n").is_err());
     /// ```
     pub fn with_realm(self, realm: &str) -> Result<Self, InvalidRealm> {
         Ok(self.challenge(Challenge::with_realm(realm)?))
@@ -221,7 +221,7 @@ impl<V: TokenVerifier + 'static> BearerAuth<V> {
     }
 }
 
-impl<S, B, V> Transform<S, ServiceRequest> for BearerAuth<V>
+impl<S, B, V> Transform<S, ServiceRequest> for BearerAuthMiddleware<V>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
     B: MessageBody + 'static,
@@ -229,30 +229,30 @@ where
 {
     type Response = ServiceResponse<EitherBody<B>>;
     type Error = Error;
-    type Transform = BearerAuthMiddleware<S, V>;
+    type Transform = BearerAuthService<S, V>;
     type InitError = ();
     type Future = Ready<Result<Self::Transform, Self::InitError>>;
 
     fn new_transform(&self, service: S) -> Self::Future {
-        std::future::ready(Ok(BearerAuthMiddleware {
+        std::future::ready(Ok(BearerAuthService {
             service: Rc::new(service),
             auth: Arc::clone(&self.auth),
         }))
     }
 }
 
-/// The service [`BearerAuth`] wraps around an actix-web service. Built by actix-web
+/// The service [`BearerAuthMiddleware`] wraps around an actix-web service. Built by actix-web
 /// through [`Transform`]; you do not create it yourself.
 ///
 /// Its response body is an [`EitherBody`]: the wrapped service's body on the left, the
 /// rejection's on the right. Its future is a [`ResponseFuture`], which allocates only
 /// when the verifier must be awaited.
-pub struct BearerAuthMiddleware<S, V> {
+pub struct BearerAuthService<S, V> {
     service: Rc<S>,
     auth: Arc<Authenticator<Arc<V>>>,
 }
 
-impl<S, V> BearerAuthMiddleware<S, V> {
+impl<S, V> BearerAuthService<S, V> {
     /// The wrapped service.
     pub fn get_ref(&self) -> &S {
         &self.service
@@ -264,9 +264,9 @@ impl<S, V> BearerAuthMiddleware<S, V> {
     }
 }
 
-impl<S, V> fmt::Debug for BearerAuthMiddleware<S, V> {
+impl<S, V> fmt::Debug for BearerAuthService<S, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BearerAuthMiddleware")
+        f.debug_struct("BearerAuthService")
             .field("service", &std::any::type_name::<S>())
             .field("verifier", &std::any::type_name::<V>())
             .field("policy", self.auth.policy())
@@ -275,7 +275,7 @@ impl<S, V> fmt::Debug for BearerAuthMiddleware<S, V> {
     }
 }
 
-impl<S, B, V> Service<ServiceRequest> for BearerAuthMiddleware<S, V>
+impl<S, B, V> Service<ServiceRequest> for BearerAuthService<S, V>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
     B: MessageBody + 'static,
@@ -358,7 +358,7 @@ mod tests {
         store
             .create(NewToken::new("alice".to_owned(), "t"))
             .unwrap();
-        let base = BearerAuth::new(store);
+        let base = BearerAuthMiddleware::new(store);
         let optional = base.clone().optional();
         assert!(optional.authenticator().policy().is_optional());
         assert!(!base.authenticator().policy().is_optional());
@@ -373,12 +373,14 @@ mod tests {
 
     #[test]
     fn realm_reaches_the_challenge() {
-        let auth = BearerAuth::new(store()).with_realm("api").unwrap();
+        let auth = BearerAuthMiddleware::new(store())
+            .with_realm("api")
+            .unwrap();
         assert_eq!(
             auth.authenticator().challenge().invalid_token(),
             r#"Bearer realm="api", error="invalid_token""#
         );
-        let auth = BearerAuth::new(store()).challenge(Challenge::new());
+        let auth = BearerAuthMiddleware::new(store()).challenge(Challenge::new());
         assert_eq!(
             auth.authenticator().challenge().missing_credentials(),
             "Bearer"
@@ -419,11 +421,19 @@ mod tests {
                 .is_none()
         );
         let fast = test::init_service(
-            App::new().service(web::resource("/me").wrap(BearerAuth::new(store)).to(me)),
+            App::new().service(
+                web::resource("/me")
+                    .wrap(BearerAuthMiddleware::new(store))
+                    .to(me),
+            ),
         )
         .await;
         let slow = test::init_service(
-            App::new().service(web::resource("/me").wrap(BearerAuth::new(awaited)).to(me)),
+            App::new().service(
+                web::resource("/me")
+                    .wrap(BearerAuthMiddleware::new(awaited))
+                    .to(me),
+            ),
         )
         .await;
 
@@ -475,7 +485,7 @@ mod tests {
 
     #[test]
     fn invalid_realm_is_an_error() {
-        assert!(BearerAuth::new(store()).with_realm("é").is_err());
+        assert!(BearerAuthMiddleware::new(store()).with_realm("é").is_err());
     }
 
     #[test]
@@ -484,8 +494,11 @@ mod tests {
         let key = store
             .create(NewToken::new("alice".to_owned(), "t"))
             .unwrap();
-        let shown = format!("{:?}", BearerAuth::new(store).require_any(["x"]));
-        assert!(shown.starts_with("BearerAuth { verifier: "), "{shown}");
+        let shown = format!("{:?}", BearerAuthMiddleware::new(store).require_any(["x"]));
+        assert!(
+            shown.starts_with("BearerAuthMiddleware { verifier: "),
+            "{shown}"
+        );
         assert!(shown.contains("policy: Policy"), "{shown}");
         assert!(!shown.contains(key.plain_text_token().secret()), "{shown}");
     }

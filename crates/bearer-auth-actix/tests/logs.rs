@@ -19,7 +19,7 @@ use actix_web::{
     http::header::{AUTHORIZATION, HeaderValue},
     test::{self, TestRequest},
 };
-use bearer_auth_actix::BearerAuth;
+use bearer_auth_actix::BearerAuthMiddleware;
 use common::{Counter, Key, Keys, routes, rows};
 
 fn request(path: &str, authorization: &[Vec<u8>]) -> TestRequest {
@@ -74,7 +74,7 @@ async fn one_event_per_refusal_with_its_reason_and_no_secret() {
 
     let keys = Keys::new();
     let counter = Counter::default();
-    let auth = BearerAuth::new(keys.verifier());
+    let auth = BearerAuthMiddleware::new(keys.verifier());
     let app = test::init_service(App::new().configure(|cfg| routes(cfg, &auth, &counter))).await;
     let secrets = keys.secrets();
     let mut all = Vec::new();

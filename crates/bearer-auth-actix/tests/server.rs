@@ -9,7 +9,7 @@ mod common;
 use std::sync::{Arc, atomic::Ordering};
 
 use actix_web::{App, HttpServer, dev::Service as _, web};
-use bearer_auth_actix::BearerAuth;
+use bearer_auth_actix::BearerAuthMiddleware;
 use common::{Counter, Key, Keys, assert_row, calls, principal_body, routes, rows, whoami};
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 
@@ -72,7 +72,7 @@ async fn check_rows(url: &str, keys: &Keys, counter: &Counter) {
 async fn app_wrap_over_the_wire() {
     let keys = Keys::new();
     let counter = Counter::default();
-    let auth = BearerAuth::new(keys.verifier()).require_all(["servers:read"]);
+    let auth = BearerAuthMiddleware::new(keys.verifier()).require_all(["servers:read"]);
     let count = Arc::clone(&counter);
     let (base, handle) = serve!(move || {
         let count = Arc::clone(&count);
@@ -93,7 +93,7 @@ async fn app_wrap_over_the_wire() {
 async fn scope_wrap_over_the_wire() {
     let keys = Keys::new();
     let counter = Counter::default();
-    let auth = BearerAuth::new(keys.verifier()).require_all(["servers:read"]);
+    let auth = BearerAuthMiddleware::new(keys.verifier()).require_all(["servers:read"]);
     let count = Arc::clone(&counter);
     let (base, handle) = serve!(move || {
         let count = Arc::clone(&count);
@@ -121,7 +121,7 @@ async fn scope_wrap_over_the_wire() {
 async fn resource_wrap_over_the_wire() {
     let keys = Keys::new();
     let counter = Counter::default();
-    let auth = BearerAuth::new(keys.verifier());
+    let auth = BearerAuthMiddleware::new(keys.verifier());
     let (base, handle) = {
         let counter = Arc::clone(&counter);
         serve!(move || {
@@ -174,7 +174,7 @@ fn forbidden<'a>(path: &'static str, key: &'a Key, body: &[u8]) -> Case<'a> {
 async fn route_options_and_extractors_over_the_wire() {
     let keys = Keys::new();
     let counter = Counter::default();
-    let auth = BearerAuth::new(keys.verifier());
+    let auth = BearerAuthMiddleware::new(keys.verifier());
     let (base, handle) = {
         let counter = Arc::clone(&counter);
         serve!(move || {

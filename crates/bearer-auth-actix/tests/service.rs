@@ -16,7 +16,7 @@ use actix_web::{
     web,
 };
 use bearer_auth::NewToken;
-use bearer_auth_actix::BearerAuth;
+use bearer_auth_actix::BearerAuthMiddleware;
 use common::{Counter, Key, Keys, Row, assert_row, calls, principal_body, routes, rows, whoami};
 
 fn request(path: &str, authorization: &[Vec<u8>]) -> TestRequest {
@@ -77,7 +77,7 @@ macro_rules! check_rows {
 async fn resource_wrap_answers_every_row_and_skips_the_service_on_refusal() {
     let keys = Keys::new();
     let counter = Counter::default();
-    let auth = BearerAuth::new(keys.verifier());
+    let auth = BearerAuthMiddleware::new(keys.verifier());
     let app = test::init_service(App::new().configure(|cfg| routes(cfg, &auth, &counter))).await;
     check_rows!(&app, "/rows", &keys, &counter);
     assert_eq!(calls(&counter), 2);
@@ -94,7 +94,7 @@ async fn app_wrap_answers_every_row_and_covers_every_route() {
                 count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 srv.call(req)
             })
-            .wrap(BearerAuth::new(keys.verifier()).require_all(["servers:read"]))
+            .wrap(BearerAuthMiddleware::new(keys.verifier()).require_all(["servers:read"]))
             .route("/rows", web::get().to(whoami))
             .route("/health", web::get().to(common::health)),
     )
@@ -122,7 +122,7 @@ async fn scope_wrap_answers_every_row_and_leaves_other_routes_open() {
                         count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                         srv.call(req)
                     })
-                    .wrap(BearerAuth::new(keys.verifier()).require_all(["servers:read"]))
+                    .wrap(BearerAuthMiddleware::new(keys.verifier()).require_all(["servers:read"]))
                     .route("/rows", web::get().to(whoami)),
             )
             .route("/health", web::get().to(common::health)),
@@ -137,7 +137,7 @@ async fn scope_wrap_answers_every_row_and_leaves_other_routes_open() {
 #[actix_web::test]
 async fn the_principal_reaches_the_handler() {
     let keys = Keys::new();
-    let auth = BearerAuth::new(keys.store.clone());
+    let auth = BearerAuthMiddleware::new(keys.store.clone());
     let app = test::init_service(App::new().service(web::resource("/me").wrap(auth).to(
         |user: bearer_auth_actix::Authenticated<common::User>| async move {
             format!(
@@ -160,7 +160,7 @@ async fn the_principal_reaches_the_handler() {
 async fn optional_routes_let_anonymous_requests_through_and_still_refuse_bad_tokens() {
     let keys = Keys::new();
     let counter = Counter::default();
-    let auth = BearerAuth::new(keys.verifier());
+    let auth = BearerAuthMiddleware::new(keys.verifier());
     let app = test::init_service(App::new().configure(|cfg| routes(cfg, &auth, &counter))).await;
 
     for path in ["/optional/maybe", "/optional/option"] {
@@ -234,7 +234,7 @@ async fn required_abilities_all_and_any() {
         token: both.plain_text_token().as_str().to_owned(),
     };
     let counter = Counter::default();
-    let auth = BearerAuth::new(keys.verifier());
+    let auth = BearerAuthMiddleware::new(keys.verifier());
     let app = test::init_service(App::new().configure(|cfg| routes(cfg, &auth, &counter))).await;
 
     let cases = [
@@ -267,7 +267,7 @@ async fn required_abilities_all_and_any() {
 async fn only_the_challenge_route_accepts_a_pending_second_factor() {
     let keys = Keys::new();
     let counter = Counter::default();
-    let auth = BearerAuth::new(keys.verifier());
+    let auth = BearerAuthMiddleware::new(keys.verifier());
     let app = test::init_service(App::new().configure(|cfg| routes(cfg, &auth, &counter))).await;
 
     let answer = read(
@@ -320,7 +320,7 @@ async fn only_the_challenge_route_accepts_a_pending_second_factor() {
 async fn realm_is_sent_in_both_challenges() {
     let keys = Keys::new();
     let counter = Counter::default();
-    let auth = BearerAuth::new(keys.verifier());
+    let auth = BearerAuthMiddleware::new(keys.verifier());
     let app = test::init_service(App::new().configure(|cfg| routes(cfg, &auth, &counter))).await;
 
     let answer = read(test::call_service(&app, request("/realm", &[]).to_request()).await).await;
@@ -340,7 +340,7 @@ async fn realm_is_sent_in_both_challenges() {
 async fn extractors_on_an_uncovered_route() {
     let keys = Keys::new();
     let counter = Counter::default();
-    let auth = BearerAuth::new(keys.verifier());
+    let auth = BearerAuthMiddleware::new(keys.verifier());
     let app = test::init_service(App::new().configure(|cfg| routes(cfg, &auth, &counter))).await;
 
     for path in ["/uncovered/required", "/uncovered/maybe"] {

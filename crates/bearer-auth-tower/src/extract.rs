@@ -1,4 +1,4 @@
-//! axum extractors for the principal that [`BearerAuth`](crate::BearerAuth) accepted.
+//! axum extractors for the principal that [`BearerAuthService`](crate::BearerAuthService) accepted.
 
 use std::{any::type_name, error::Error, fmt, ops::Deref};
 
@@ -11,7 +11,7 @@ use http::{Extensions, StatusCode, request::Parts};
 
 /// The principal of an authenticated request, for axum handlers.
 ///
-/// The [`BearerAuth`](crate::BearerAuth) service put it into the request extensions;
+/// The [`BearerAuthService`](crate::BearerAuthService) service put it into the request extensions;
 /// this extractor hands a clone of it to the handler. On an
 /// [optional](crate::BearerAuthLayer::optional) route, take `Option<Authenticated<P>>`:
 /// `None` when the request came without credentials.

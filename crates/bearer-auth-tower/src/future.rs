@@ -1,4 +1,4 @@
-//! [`ResponseFuture`]: the response of [`BearerAuth`](crate::BearerAuth).
+//! [`ResponseFuture`]: the response of [`BearerAuthService`](crate::BearerAuthService).
 
 use std::{
     fmt,
@@ -22,7 +22,7 @@ pub(crate) type VerifyFuture<P> = Pin<Box<dyn Future<Output = Result<P, Rejectio
 type Principal<V> = <V as TokenVerifier>::Principal;
 
 pin_project! {
-    /// The response future of [`BearerAuth`](crate::BearerAuth).
+    /// The response future of [`BearerAuthService`](crate::BearerAuthService).
     ///
     /// It resolves at once to the rejection when the request's credentials could be
     /// refused without the verifier; otherwise it awaits the verifier, then either

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use bearer_auth::{Authenticator, Challenge, InvalidRealm, Policy};
 use tower_layer::Layer;
 
-use crate::BearerAuth;
+use crate::BearerAuthService;
 
-/// Wraps services in [`BearerAuth`]: Bearer-token authentication with one verifier, one
+/// Wraps services in [`BearerAuthService`]: Bearer-token authentication with one verifier, one
 /// [`Policy`] and one [`Challenge`].
 ///
 /// Use it with axum's `Router::layer` or `Router::route_layer`, with
@@ -132,10 +132,10 @@ impl<V> BearerAuthLayer<V> {
 }
 
 impl<S, V: Clone> Layer<S> for BearerAuthLayer<V> {
-    type Service = BearerAuth<S, V>;
+    type Service = BearerAuthService<S, V>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        BearerAuth::from_shared(inner, Arc::new(self.auth.clone()))
+        BearerAuthService::from_shared(inner, Arc::new(self.auth.clone()))
     }
 }
 

@@ -1,7 +1,7 @@
 //! Bearer-token (API key) authentication for Tower services: axum, hyper, or any Tower
 //! stack.
 //!
-//! [`BearerAuthLayer`] wraps a service in [`BearerAuth`], which checks
+//! [`BearerAuthLayer`] wraps a service in [`BearerAuthService`], which checks
 //! `Authorization: Bearer <token>` with a [`TokenVerifier`](bearer_auth::TokenVerifier)
 //! before the service sees the request. Every decision and every byte of a refusal come
 //! from the [`bearer_auth`] core, so this adapter and the actix-web one answer alike:
@@ -179,4 +179,4 @@ mod service;
 pub use extract::{Authenticated, AuthenticatedRejection};
 pub use future::ResponseFuture;
 pub use layer::BearerAuthLayer;
-pub use service::BearerAuth;
+pub use service::BearerAuthService;

@@ -1,4 +1,4 @@
-//! [`BearerAuth`]: the service that checks a request before its inner service sees it.
+//! [`BearerAuthService`]: the service that checks a request before its inner service sees it.
 
 use std::{
     fmt, mem,
@@ -49,7 +49,7 @@ use crate::{BearerAuthLayer, ResponseFuture};
 /// use std::convert::Infallible;
 ///
 /// use bearer_auth::MemoryStore;
-/// use bearer_auth_tower::BearerAuth;
+/// use bearer_auth_tower::BearerAuthService;
 /// use bytes::Bytes;
 /// use http::{Request, Response, StatusCode};
 /// use http_body_util::Full;
@@ -60,19 +60,19 @@ use crate::{BearerAuthLayer, ResponseFuture};
 /// let inner = service_fn(|_request: Request<()>| async {
 ///     Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"secret"))))
 /// });
-/// let service = BearerAuth::new(inner, MemoryStore::<String>::new());
+/// let service = BearerAuthService::new(inner, MemoryStore::<String>::new());
 ///
 /// let response = service.oneshot(Request::new(())).await.unwrap();
 /// assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 /// assert_eq!(response.headers()["www-authenticate"], "Bearer");
 /// # }
 /// ```
-pub struct BearerAuth<S, V> {
+pub struct BearerAuthService<S, V> {
     inner: S,
     auth: Arc<Authenticator<V>>,
 }
 
-impl<S, V> BearerAuth<S, V> {
+impl<S, V> BearerAuthService<S, V> {
     /// `inner` behind tokens checked by `verifier`, with the default policy and
     /// challenge. For the options, use [`BearerAuthLayer`].
     pub fn new(inner: S, verifier: V) -> Self {
@@ -106,16 +106,16 @@ impl<S, V> BearerAuth<S, V> {
     }
 }
 
-impl<V> BearerAuth<(), V> {
+impl<V> BearerAuthService<(), V> {
     /// A [`BearerAuthLayer`] checking tokens with `verifier`, to configure with its
     /// builder methods. The same as [`BearerAuthLayer::new`]; defined on
-    /// `BearerAuth<(), V>` so that `BearerAuth::layer(verifier)` needs no annotation.
+    /// `BearerAuthService<(), V>` so that `BearerAuthService::layer(verifier)` needs no annotation.
     pub fn layer(verifier: V) -> BearerAuthLayer<V> {
         BearerAuthLayer::new(verifier)
     }
 }
 
-impl<S: Clone, V> Clone for BearerAuth<S, V> {
+impl<S: Clone, V> Clone for BearerAuthService<S, V> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
@@ -124,16 +124,16 @@ impl<S: Clone, V> Clone for BearerAuth<S, V> {
     }
 }
 
-impl<S: fmt::Debug, V: fmt::Debug> fmt::Debug for BearerAuth<S, V> {
+impl<S: fmt::Debug, V: fmt::Debug> fmt::Debug for BearerAuthService<S, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BearerAuth")
+        f.debug_struct("BearerAuthService")
             .field("inner", &self.inner)
             .field("auth", &self.auth)
             .finish()
     }
 }
 
-impl<S, V, ReqBody, ResBody> Service<Request<ReqBody>> for BearerAuth<S, V>
+impl<S, V, ReqBody, ResBody> Service<Request<ReqBody>> for BearerAuthService<S, V>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
     V: TokenVerifier + 'static,
@@ -424,19 +424,22 @@ mod tests {
 
     #[test]
     fn poll_ready_is_forwarded() {
-        let mut service = BearerAuth::new(Pending, verifier());
+        let mut service = BearerAuthService::new(Pending, verifier());
         let waker = std::task::Waker::noop();
         let mut cx = Context::from_waker(waker);
         assert!(
-            <BearerAuth<Pending, _> as Service<Request<()>>>::poll_ready(&mut service, &mut cx)
-                .is_pending()
+            <BearerAuthService<Pending, _> as Service<Request<()>>>::poll_ready(
+                &mut service,
+                &mut cx
+            )
+            .is_pending()
         );
     }
 
     #[test]
     fn accessors_reach_the_inner_service() {
         let (probe, calls) = Probe::new();
-        let mut service = BearerAuth::new(probe, verifier());
+        let mut service = BearerAuthService::new(probe, verifier());
         service.get_mut().ready = true;
         assert!(service.get_ref().ready);
         assert!(Arc::ptr_eq(&service.into_inner().calls, &calls));

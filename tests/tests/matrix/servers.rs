@@ -115,7 +115,7 @@ impl Actix {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
-                let auth = bearer_auth_actix::BearerAuth::new(verifier);
+                let auth = bearer_auth_actix::BearerAuthMiddleware::new(verifier);
                 let server = actix_web::HttpServer::new(move || {
                     let auth = auth.clone();
                     actix_web::App::new().configure(move |cfg| actix_routes(cfg, &auth))
@@ -149,9 +149,11 @@ impl Actix {
     }
 }
 
-/// The routes of the table above, for actix-web, each with its own `BearerAuth`.
-fn actix_routes<V>(cfg: &mut actix_web::web::ServiceConfig, auth: &bearer_auth_actix::BearerAuth<V>)
-where
+/// The routes of the table above, for actix-web, each with its own `BearerAuthMiddleware`.
+fn actix_routes<V>(
+    cfg: &mut actix_web::web::ServiceConfig,
+    auth: &bearer_auth_actix::BearerAuthMiddleware<V>,
+) where
     V: TokenVerifier<Principal = User> + 'static,
 {
     use actix_web::{HttpResponse, http::header::CONTENT_TYPE, web};

@@ -16,7 +16,7 @@ use bearer_auth::{
     AccessToken, BearerToken, MemoryStore, NewToken, Rejection, TokenHash, TokenVerifier,
     verifier_fn,
 };
-use bearer_auth_actix::{Authenticated, BearerAuth, MaybeAuthenticated};
+use bearer_auth_actix::{Authenticated, BearerAuthMiddleware, MaybeAuthenticated};
 
 /// The principal type of every route under test.
 pub(crate) type User = AccessToken<String>;
@@ -24,7 +24,7 @@ pub(crate) type User = AccessToken<String>;
 /// The token that makes the test verifier fail like a store that is down.
 pub(crate) const BACKEND_DOWN: &str = "backend-down";
 
-/// Counts the calls that reach the service wrapped by a `BearerAuth`.
+/// Counts the calls that reach the service wrapped by a `BearerAuthMiddleware`.
 pub(crate) type Counter = Arc<AtomicUsize>;
 
 pub(crate) fn calls(counter: &Counter) -> usize {
@@ -171,7 +171,7 @@ pub(crate) async fn health() -> HttpResponse {
     HttpResponse::Ok().body("ok")
 }
 
-/// The routes under test, each with its own `BearerAuth` (`Resource::wrap`):
+/// The routes under test, each with its own `BearerAuthMiddleware` (`Resource::wrap`):
 ///
 /// - `/rows`: requires `servers:read`; the response table's route. A counting service sits
 ///   between the middleware and the route.
@@ -181,8 +181,11 @@ pub(crate) async fn health() -> HttpResponse {
 /// - `/2fa/challenge`: accepts a pending second factor.
 /// - `/realm`: the challenge carries `realm="api"`.
 /// - `/uncovered/required`, `/uncovered/maybe`, `/uncovered/option`: no middleware.
-pub(crate) fn routes<V>(cfg: &mut web::ServiceConfig, auth: &BearerAuth<V>, counter: &Counter)
-where
+pub(crate) fn routes<V>(
+    cfg: &mut web::ServiceConfig,
+    auth: &BearerAuthMiddleware<V>,
+    counter: &Counter,
+) where
     V: TokenVerifier<Principal = User> + 'static,
 {
     let counter = Arc::clone(counter);

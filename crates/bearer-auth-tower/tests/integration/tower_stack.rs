@@ -10,7 +10,7 @@ use std::{
 };
 
 use bearer_auth::AccessToken;
-use bearer_auth_tower::{BearerAuth, BearerAuthLayer};
+use bearer_auth_tower::{BearerAuthLayer, BearerAuthService};
 use bytes::Bytes;
 use http::{Request, Response, header::AUTHORIZATION};
 use http_body_util::{BodyExt, Full};
@@ -99,7 +99,7 @@ async fn inner_service_sees_the_principal_with_a_full_body() {
     let calls = Arc::new(AtomicUsize::new(0));
     let inner = counting(&calls);
     let service = ServiceBuilder::new()
-        .layer(BearerAuth::layer(keys.store.clone()).require_any(["servers:read"]))
+        .layer(BearerAuthService::layer(keys.store.clone()).require_any(["servers:read"]))
         .service(inner);
     let reply = send(&service, &[&format!("Bearer {}", keys.limited)]).await;
     assert_eq!((reply.status, reply.body.as_slice()), (200, &b"bob"[..]));
