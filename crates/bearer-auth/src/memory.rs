@@ -647,7 +647,7 @@ mod tests {
             "unknown"
         );
         assert_eq!(reason(s.verify(&bearer("no-such-secret")).await), "unknown");
-        // Id 0 is never issued: it must not match the dummy digest path.
+        // Id 0 is never issued: with the right secret it still names no key, and is refused.
         assert_eq!(
             reason(s.verify(&bearer(&format!("0|{secret}"))).await),
             "unknown"
