@@ -11,7 +11,9 @@
 //!   authentication, required abilities, a pending second factor accepted on the
 //!   challenge route;
 //! - [`Authenticated<P>`](Authenticated) and [`MaybeAuthenticated<P>`](MaybeAuthenticated):
-//!   extractors that hand the accepted principal to handlers.
+//!   extractors that hand the accepted principal to handlers;
+//! - [`PrincipalExt`]: `req.principal::<P>()`, the same principal for other code that runs
+//!   after the middleware.
 //!
 //! # Example
 //!
@@ -102,11 +104,13 @@
 mod extract;
 mod future;
 mod middleware;
+mod outcome;
 mod response;
 
 pub use extract::{Authenticated, AuthenticatedRejection, MaybeAuthenticated, MissingMiddleware};
 pub use future::ResponseFuture;
 pub use middleware::{BearerAuthMiddleware, BearerAuthService};
+pub use outcome::PrincipalExt;
 
 /// The core crate, re-exported so that its verifiers, stores and rejections can be named
 /// without a separate dependency.

@@ -146,7 +146,10 @@
 //! response body type, which needs only `From<Bytes>`: axum's `Body` and
 //! `http_body_util::Full<Bytes>` qualify. The service keeps `type Error = S::Error`: a
 //! rejection is a response. The principal (`V::Principal`) is `Clone + Send + Sync +
-//! 'static`; `axum::Extension<P>` finds it too.
+//! 'static`. It is stored in the request extensions under a type private to this crate,
+//! so that a value of the same type stored by another middleware is never taken for it:
+//! read it with [`Authenticated<P>`] in axum handlers and with [`principal`] elsewhere,
+//! not with `axum::Extension<P>` or `extensions.get::<P>()`.
 //!
 //! # Logging
 //!
@@ -172,6 +175,7 @@
 mod extract;
 mod future;
 mod layer;
+mod outcome;
 mod service;
 
 #[cfg(feature = "axum")]
@@ -179,4 +183,5 @@ mod service;
 pub use extract::{Authenticated, AuthenticatedRejection};
 pub use future::ResponseFuture;
 pub use layer::BearerAuthLayer;
+pub use outcome::principal;
 pub use service::BearerAuthService;

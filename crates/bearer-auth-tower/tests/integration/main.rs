@@ -7,6 +7,7 @@
 
 mod fixture;
 mod logs;
+mod outer_middleware;
 mod router;
 mod server;
 mod table;
