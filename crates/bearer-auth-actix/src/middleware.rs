@@ -38,6 +38,11 @@ use bearer_auth::{
 /// and a value of the principal's type that another middleware stored (a request id, a
 /// session's user) is never taken for an authenticated principal.
 ///
+/// A request let through has its `Authorization` values marked sensitive, so that the
+/// `Debug` of its headers shows `Sensitive` instead of the key to the handler and the
+/// middlewares inside this one; middlewares outside see them before they are marked (see
+/// [the crate docs](crate#the-authorization-header-in-logs)).
+///
 /// Every decision and every byte of a refusal come from the core crate's
 /// [`Authenticator`], which also logs one event per refusal with its reason (never the
 /// token).

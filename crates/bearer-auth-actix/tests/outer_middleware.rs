@@ -1,17 +1,25 @@
 //! What other middlewares and handlers see of the request around a `BearerAuthMiddleware`:
-//! a value of the principal's type that an outer middleware stored in the request
-//! extensions (a request id, a session's user name) is never taken for the principal.
+//!
+//! - a value of the principal's type that an outer middleware stored in the request
+//!   extensions (a request id, a session's user name) is never taken for the principal;
+//! - the `Authorization` header reaches the wrapped service marked sensitive, so that a
+//!   `{:?}` of the headers shows `Sensitive` instead of the key.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::{
     fmt::Display,
-    sync::atomic::{AtomicU64, Ordering},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use actix_web::{
-    App, HttpMessage,
+    App, HttpMessage, HttpRequest,
     body::MessageBody,
     dev::{Service as _, ServiceResponse},
     http::header::{AUTHORIZATION, HeaderValue},
@@ -23,6 +31,7 @@ use bearer_auth::{
     BearerToken, InvalidReason, Principal, Rejection, TokenVerifier, UNAUTHENTICATED_BODY,
 };
 use bearer_auth_actix::{Authenticated, BearerAuthMiddleware, MaybeAuthenticated};
+use common::Keys;
 
 /// The one token [`Fixed`] accepts.
 const KEY: &str = "Bearer the-one-key";
@@ -217,4 +226,84 @@ async fn an_outer_request_id_in_a_real_stack_is_never_the_principal() {
             assert_ok(&read(res).await, "authenticated as 7", path);
         }
     }
+}
+
+/// Neither of `secrets` is in `shown`; the header is there, marked.
+fn assert_hidden(shown: &str, secrets: &[&str], what: &str) {
+    for secret in secrets {
+        assert!(!shown.contains(secret), "{what}: {shown}");
+    }
+    assert!(shown.contains("Sensitive"), "{what}: {shown}");
+}
+
+/// The headers' and the request's `Debug`, as a handler or a logger would print them.
+async fn dump(req: HttpRequest) -> String {
+    format!("{:?}\n{req:?}", req.headers())
+}
+
+#[actix_web::test]
+async fn a_handler_never_sees_the_key_in_a_header_dump() {
+    let keys = Keys::new();
+    let key = keys.ordinary.token.as_str();
+    let secret = key.split_once('|').unwrap().1;
+    let bearer = format!("Bearer {key}");
+    let basic = "Basic YWxpY2U6aHVudGVyMg==";
+    let in_wrap_fn = Arc::new(Mutex::new(Vec::new()));
+    let recorded = Arc::clone(&in_wrap_fn);
+    let at_once = BearerAuthMiddleware::new(keys.store.clone());
+    let awaited = BearerAuthMiddleware::new(keys.verifier());
+    let app = test::init_service(
+        App::new()
+            .service(
+                web::scope("/at-once")
+                    .wrap_fn(move |req, srv| {
+                        // A middleware inside the auth middleware, printing the request.
+                        recorded.lock().unwrap().push(format!("{req:?}"));
+                        srv.call(req)
+                    })
+                    .wrap(at_once.clone())
+                    .route("/dump", web::get().to(dump)),
+            )
+            .service(
+                web::scope("/at-once-optional")
+                    .wrap(at_once.optional())
+                    .route("/dump", web::get().to(dump)),
+            )
+            .service(
+                web::scope("/awaited")
+                    .wrap(awaited.clone())
+                    .route("/dump", web::get().to(dump)),
+            )
+            .service(
+                web::scope("/awaited-optional")
+                    .wrap(awaited.optional())
+                    .route("/dump", web::get().to(dump)),
+            ),
+    )
+    .await;
+    for scope in [
+        "/at-once",
+        "/at-once-optional",
+        "/awaited",
+        "/awaited-optional",
+    ] {
+        let path = format!("{scope}/dump");
+        let res = test::call_service(&app, request(&path, &[&bearer]).to_request()).await;
+        let (status, _, _, body) = read(res).await;
+        assert_eq!(status, 200, "{path}");
+        assert_hidden(&String::from_utf8(body).unwrap(), &[key, secret], &path);
+    }
+    for scope in ["/at-once-optional", "/awaited-optional"] {
+        // Another scheme on an optional route: let through anonymous, its credentials
+        // hidden too.
+        let path = format!("{scope}/dump");
+        let res = test::call_service(&app, request(&path, &[basic]).to_request()).await;
+        let (status, _, _, body) = read(res).await;
+        assert_eq!(status, 200, "{path}");
+        let shown = String::from_utf8(body).unwrap();
+        assert_hidden(&shown, &["YWxpY2U6aHVudGVyMg"], &format!("{path}, basic"));
+    }
+    let in_wrap_fn = in_wrap_fn.lock().unwrap();
+    assert_eq!(in_wrap_fn.len(), 1);
+    assert_hidden(&in_wrap_fn[0], &[key, secret], "inner wrap_fn");
 }

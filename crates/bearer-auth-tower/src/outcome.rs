@@ -2,7 +2,7 @@
 //! and [`principal`], to read it.
 
 use bearer_auth::{Principal, Unauthenticated};
-use http::{Extensions, Request};
+use http::{Extensions, HeaderMap, Request, header::AUTHORIZATION};
 
 /// The service's verdict on a request it let through, stored in the request extensions.
 ///
@@ -81,16 +81,62 @@ pub fn principal<P: Principal>(extensions: &Extensions) -> Option<&P> {
     }
 }
 
-/// Lets `request` through to the inner service with the service's verdict.
+/// Lets `request` through to the inner service with the service's verdict, its
+/// `Authorization` values marked sensitive.
 pub(crate) fn admit<B, P: Principal>(request: &mut Request<B>, outcome: Outcome<P>) {
+    mark_sensitive(request.headers_mut());
     request.extensions_mut().insert(outcome);
+}
+
+/// Marks every `Authorization` value sensitive, so that the `Debug` of the headers (a
+/// handler's `{:?}`, a trace layer inside this one) shows `Sensitive` instead of the key.
+///
+/// One lookup and no allocation for the usual single value (`HeaderMap::entry` could
+/// grow the map, so it is not used); several values, rare, take a walk over the map.
+fn mark_sensitive(headers: &mut HeaderMap) {
+    let several = headers.get_all(AUTHORIZATION).iter().nth(1).is_some();
+    if several {
+        for (name, value) in headers.iter_mut() {
+            if name == AUTHORIZATION {
+                value.set_sensitive(true);
+            }
+        }
+    } else if let Some(value) = headers.get_mut(AUTHORIZATION) {
+        value.set_sensitive(true);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use bearer_auth::Challenge;
+    use http::{HeaderValue, header::ACCEPT};
 
     use super::*;
+
+    #[test]
+    fn every_authorization_value_is_marked_sensitive_and_nothing_else() {
+        for count in 0..=3 {
+            let mut request = Request::new(());
+            let headers = request.headers_mut();
+            headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+            for i in 0..count {
+                let value = HeaderValue::try_from(format!("Bearer key-{i}")).unwrap();
+                headers.append(AUTHORIZATION, value);
+            }
+            admit(&mut request, Outcome::Accepted(7_u64));
+            let headers = request.headers();
+            let values: Vec<_> = headers.get_all(AUTHORIZATION).iter().collect();
+            assert_eq!(values.len(), count);
+            assert!(values.iter().all(|value| value.is_sensitive()), "{count}");
+            assert!(!headers[ACCEPT].is_sensitive());
+            let shown = format!("{headers:?}");
+            assert!(!shown.contains("key-"), "{shown}");
+            // The values themselves are unchanged, in order.
+            for (i, value) in values.iter().enumerate() {
+                assert_eq!(value.as_bytes(), format!("Bearer key-{i}").as_bytes());
+            }
+        }
+    }
 
     #[test]
     fn only_the_services_own_outcome_is_a_principal() {

@@ -34,6 +34,11 @@ use crate::{
 /// under `V::Principal`: `extensions.get::<P>()` and `axum::Extension<P>` do not find
 /// them, and a value of the principal's type that another middleware stored (a request
 /// id, a session's user) is never taken for an authenticated principal.
+///
+/// A request let through has its `Authorization` values marked sensitive, so that the
+/// `Debug` of its headers shows `Sensitive` instead of the key to the inner service and
+/// the layers inside this one; layers outside see them before they are marked (see
+/// [the crate docs](crate#the-authorization-header-in-logs)).
 /// - **refused**: the inner service is not called; the response is the core's rendering
 ///   of the [`Rejection`](bearer_auth::Rejection), byte for byte (401, 403 or 503 with a
 ///   JSON body, `WWW-Authenticate` on 401). A rejection is a response, not an error:

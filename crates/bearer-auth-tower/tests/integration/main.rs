@@ -9,6 +9,7 @@ mod fixture;
 mod logs;
 mod outer_middleware;
 mod router;
+mod sensitive_header;
 mod server;
 mod table;
 mod tower_stack;
