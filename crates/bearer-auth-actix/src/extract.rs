@@ -14,12 +14,14 @@ use actix_web::{
 use bearer_auth::{Principal, Unauthenticated};
 use bytes::Bytes;
 
-use crate::response::to_actix;
+use crate::{outcome::Outcome, response::to_actix};
 
 /// The principal that [`BearerAuthMiddleware`](crate::BearerAuthMiddleware) accepted for this request.
 ///
 /// `P` is the verifier's `Principal` type (for a [`MemoryStore<O>`](bearer_auth::MemoryStore),
-/// [`AccessToken<O>`](bearer_auth::AccessToken)). It derefs to `P`.
+/// [`AccessToken<O>`](bearer_auth::AccessToken)). It derefs to `P`. The middleware stores
+/// the principal under a type private to this crate: a value of type `P` that another
+/// middleware inserted into the request extensions is never taken for it.
 ///
 /// Extraction fails with an [`AuthenticatedRejection`]:
 ///
@@ -184,16 +186,13 @@ enum Found<P> {
     Nothing,
 }
 
-/// What the middleware left in the request extensions. A principal wins over the marker
-/// (an inner middleware that authenticated the request after an outer optional one).
+/// What the middleware left in the request extensions: only its own private [`Outcome`]
+/// counts, never a `P` that another middleware stored.
 fn lookup<P: Principal>(req: &HttpRequest) -> Found<P> {
-    let extensions = req.extensions();
-    if let Some(principal) = extensions.get::<P>() {
-        Found::Principal(principal.clone())
-    } else if let Some(marker) = extensions.get::<Unauthenticated>() {
-        Found::Anonymous(marker.clone())
-    } else {
-        Found::Nothing
+    match req.extensions().get::<Outcome<P>>() {
+        Some(Outcome::Accepted(principal)) => Found::Principal(principal.clone()),
+        Some(Outcome::Anonymous(marker)) => Found::Anonymous(marker.clone()),
+        None => Found::Nothing,
     }
 }
 
@@ -307,10 +306,15 @@ mod tests {
         res.into_body().try_into_bytes().unwrap().to_vec()
     }
 
+    /// What the middleware leaves for an anonymous request on an optional route.
+    fn anonymous(challenge: Challenge) -> Outcome<u64> {
+        Outcome::Anonymous(Unauthenticated::new(challenge))
+    }
+
     #[test]
     fn principal_in_extensions_is_extracted() {
         let req = TestRequest::default().to_http_request();
-        req.extensions_mut().insert(7_u64);
+        req.extensions_mut().insert(Outcome::Accepted(7_u64));
         assert_eq!(*extract::<Authenticated<u64>>(&req).unwrap(), 7);
         assert_eq!(extract::<MaybeAuthenticated<u64>>(&req).unwrap().0, Some(7));
         assert_eq!(
@@ -322,19 +326,36 @@ mod tests {
     }
 
     #[test]
-    fn principal_wins_over_marker() {
+    fn the_middlewares_principal_wins_over_another_middlewares_value() {
         let req = TestRequest::default().to_http_request();
-        req.extensions_mut()
-            .insert(Unauthenticated::new(Challenge::new()));
-        req.extensions_mut().insert(7_u64);
+        req.extensions_mut().insert(424_242_u64);
+        req.extensions_mut().insert(Outcome::Accepted(7_u64));
         assert_eq!(extract::<Authenticated<u64>>(&req).unwrap().into_inner(), 7);
+        assert_eq!(extract::<MaybeAuthenticated<u64>>(&req).unwrap().0, Some(7));
+    }
+
+    #[test]
+    fn another_middlewares_value_is_not_a_principal_for_an_anonymous_request() {
+        let req = TestRequest::default().to_http_request();
+        req.extensions_mut().insert(424_242_u64);
+        req.extensions_mut().insert(anonymous(Challenge::new()));
+        assert!(matches!(
+            extract::<Authenticated<u64>>(&req),
+            Err(AuthenticatedRejection::Unauthenticated(_))
+        ));
+        assert_eq!(extract::<MaybeAuthenticated<u64>>(&req).unwrap().0, None);
+        assert!(
+            extract::<Option<Authenticated<u64>>>(&req)
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
     fn marker_gives_the_documented_401_with_the_route_challenge() {
         let req = TestRequest::default().to_http_request();
         req.extensions_mut()
-            .insert(Unauthenticated::new(Challenge::with_realm("api").unwrap()));
+            .insert(anonymous(Challenge::with_realm("api").unwrap()));
         let rejection = extract::<Authenticated<u64>>(&req).unwrap_err();
         assert!(matches!(
             rejection,
@@ -360,8 +381,7 @@ mod tests {
     #[test]
     fn marker_is_none_for_the_optional_extractors() {
         let req = TestRequest::default().to_http_request();
-        req.extensions_mut()
-            .insert(Unauthenticated::new(Challenge::new()));
+        req.extensions_mut().insert(anonymous(Challenge::new()));
         assert_eq!(extract::<MaybeAuthenticated<u64>>(&req).unwrap().0, None);
         assert!(
             extract::<Option<Authenticated<u64>>>(&req)
@@ -373,6 +393,8 @@ mod tests {
     #[test]
     fn nothing_in_extensions_is_a_500_naming_the_type() {
         let req = TestRequest::default().to_http_request();
+        // Another middleware's `u64` is not the middleware's doing.
+        req.extensions_mut().insert(424_242_u64);
         for rejection in [
             extract::<Authenticated<u64>>(&req).unwrap_err(),
             extract::<MaybeAuthenticated<u64>>(&req).unwrap_err(),
@@ -399,7 +421,8 @@ mod tests {
     #[test]
     fn a_principal_of_another_type_is_not_taken() {
         let req = TestRequest::default().to_http_request();
-        req.extensions_mut().insert("alice".to_owned());
+        req.extensions_mut()
+            .insert(Outcome::Accepted("alice".to_owned()));
         assert!(matches!(
             extract::<Authenticated<u64>>(&req),
             Err(AuthenticatedRejection::MissingMiddleware(_))

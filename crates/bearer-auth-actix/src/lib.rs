@@ -11,7 +11,9 @@
 //!   authentication, required abilities, a pending second factor accepted on the
 //!   challenge route;
 //! - [`Authenticated<P>`](Authenticated) and [`MaybeAuthenticated<P>`](MaybeAuthenticated):
-//!   extractors that hand the accepted principal to handlers.
+//!   extractors that hand the accepted principal to handlers;
+//! - [`PrincipalExt`]: `req.principal::<P>()`, the same principal for other code that runs
+//!   after the middleware.
 //!
 //! # Example
 //!
@@ -87,6 +89,49 @@
 //! status, every header name and value, and the body bytes; only the order of different
 //! header names may differ, as actix-web's header map does not keep it.
 //!
+//! # The `Authorization` header in logs
+//!
+//! The middleware marks every `Authorization` value of a request it lets through as
+//! sensitive (`HeaderValue::set_sensitive`: actix-web's header values are the `http`
+//! 0.2 crate's), on accepted requests and on anonymous ones of an optional route alike:
+//! the `Debug` of the headers, of the `HttpRequest` or of the `ServiceRequest`, in a
+//! handler or a middleware **inside** this one, shows `Sensitive` instead of the key.
+//!
+//! Middlewares **outside** it (registered on an enclosing `App` or `Scope`, or with a
+//! later `wrap` on the same one) see the request before it is marked, and a refused
+//! request is never marked. In particular actix-web's `Logger` renders its format's
+//! request headers before the middlewares inside it run, with the value's text whatever
+//! its mark: never put `%{Authorization}i` in its format. To mark the header for every
+//! middleware, do what tower-http's [`SetSensitiveRequestHeadersLayer`] does for Tower, in
+//! the outermost middleware (the last `wrap`):
+//!
+//! ```
+//! use actix_web::{
+//!     App, HttpResponse, dev::Service as _, http::header::AUTHORIZATION, middleware::Logger, web,
+//! };
+//! use bearer_auth::MemoryStore;
+//! use bearer_auth_actix::BearerAuthMiddleware;
+//!
+//! let app = App::new()
+//!     .service(
+//!         web::scope("/v1")
+//!             .wrap(BearerAuthMiddleware::new(MemoryStore::<String>::new()))
+//!             .route("/me", web::get().to(HttpResponse::Ok)),
+//!     )
+//!     .wrap(Logger::default())
+//!     // Registered last, so it runs first: every middleware after it sees the key marked.
+//!     .wrap_fn(|mut req, srv| {
+//!         // The first value: the middleware refuses a request with several.
+//!         if let Some(value) = req.headers_mut().get_mut(AUTHORIZATION) {
+//!             value.set_sensitive(true);
+//!         }
+//!         srv.call(req)
+//!     });
+//! # let _ = app;
+//! ```
+//!
+//! [`SetSensitiveRequestHeadersLayer`]: https://docs.rs/tower-http/latest/tower_http/sensitive_headers/struct.SetSensitiveRequestHeadersLayer.html
+//!
 //! # Logs
 //!
 //! One [`tracing`] event per refused request (target `bearer_auth`), with its reason
@@ -102,11 +147,13 @@
 mod extract;
 mod future;
 mod middleware;
+mod outcome;
 mod response;
 
 pub use extract::{Authenticated, AuthenticatedRejection, MaybeAuthenticated, MissingMiddleware};
 pub use future::ResponseFuture;
 pub use middleware::{BearerAuthMiddleware, BearerAuthService};
+pub use outcome::PrincipalExt;
 
 /// The core crate, re-exported so that its verifiers, stores and rejections can be named
 /// without a separate dependency.

@@ -3,9 +3,13 @@
 
 use std::{fmt, future::Ready, rc::Rc, sync::Arc};
 
-use crate::{ResponseFuture, response::to_actix};
+use crate::{
+    ResponseFuture,
+    outcome::{Outcome, admit},
+    response::to_actix,
+};
 use actix_web::{
-    Error, HttpMessage,
+    Error,
     body::{EitherBody, MessageBody},
     dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready},
     http::header::AUTHORIZATION,
@@ -21,12 +25,23 @@ use bearer_auth::{
 /// token, and applies the route's [`Policy`]:
 ///
 /// - **accepted**: the principal (`V::Principal`) goes into the request extensions, where
-///   the [`Authenticated`](crate::Authenticated) extractor finds it, and the wrapped
+///   the [`Authenticated`](crate::Authenticated) extractor and
+///   [`PrincipalExt::principal`](crate::PrincipalExt::principal) find it, and the wrapped
 ///   service is called;
 /// - **refused**: the documented response is sent (401, 403 or 503, see the table in the
 ///   [crate docs](crate)) and the wrapped service is **not** called;
 /// - **no credentials on an [optional](Self::optional) route**: the wrapped service is
 ///   called without a principal (with a [`bearer_auth::Unauthenticated`] marker instead).
+///
+/// The principal and the marker are stored under a type private to this crate, not under
+/// `V::Principal`: `req.extensions().get::<P>()` and `web::ReqData<P>` do not find them,
+/// and a value of the principal's type that another middleware stored (a request id, a
+/// session's user) is never taken for an authenticated principal.
+///
+/// A request let through has its `Authorization` values marked sensitive, so that the
+/// `Debug` of its headers shows `Sensitive` instead of the key to the handler and the
+/// middlewares inside this one; middlewares outside see them before they are marked (see
+/// [the crate docs](crate#the-authorization-header-in-logs)).
 ///
 /// Every decision and every byte of a refusal come from the core crate's
 /// [`Authenticator`], which also logs one event per refusal with its reason (never the
@@ -287,7 +302,7 @@ where
 
     forward_ready!(service);
 
-    fn call(&self, req: ServiceRequest) -> Self::Future {
+    fn call(&self, mut req: ServiceRequest) -> Self::Future {
         let authorization = req.headers().get_all(AUTHORIZATION).map(|v| v.as_bytes());
         let token = match self.auth.read_token(authorization) {
             Ok(token) => token,
@@ -296,8 +311,8 @@ where
         };
         let Some(token) = token else {
             // An optional route without credentials: no principal, a marker instead.
-            req.extensions_mut()
-                .insert(Unauthenticated::new(self.auth.challenge().clone()));
+            let marker = Unauthenticated::new(self.auth.challenge().clone());
+            admit(&mut req, Outcome::<V::Principal>::Anonymous(marker));
             return ResponseFuture::called(self.service.call(req));
         };
         // A verifier with the answer at hand (an in-memory store, a cache hit): decided
@@ -306,7 +321,7 @@ where
             drop(token);
             return match outcome {
                 Ok(principal) => {
-                    req.extensions_mut().insert(principal);
+                    admit(&mut req, Outcome::Accepted(principal));
                     ResponseFuture::called(self.service.call(req))
                 }
                 Err(rejection) => ResponseFuture::refused(refuse(req, &self.auth, &rejection)),
@@ -320,7 +335,7 @@ where
             drop(token);
             match verified {
                 Ok(principal) => {
-                    req.extensions_mut().insert(principal);
+                    admit(&mut req, Outcome::Accepted(principal));
                     service
                         .call(req)
                         .await

@@ -9,10 +9,13 @@ use axum_core::{
 use bearer_auth::{Principal, Unauthenticated};
 use http::{Extensions, StatusCode, request::Parts};
 
+use crate::outcome::Outcome;
+
 /// The principal of an authenticated request, for axum handlers.
 ///
-/// The [`BearerAuthService`](crate::BearerAuthService) service put it into the request extensions;
-/// this extractor hands a clone of it to the handler. On an
+/// The [`BearerAuthService`](crate::BearerAuthService) service put it into the request
+/// extensions, under a type private to this crate; this extractor hands a clone of it to
+/// the handler. A value of type `P` that another middleware stored is never taken for it. On an
 /// [optional](crate::BearerAuthLayer::optional) route, take `Option<Authenticated<P>>`:
 /// `None` when the request came without credentials.
 ///
@@ -125,22 +128,14 @@ impl IntoResponse for AuthenticatedRejection {
     }
 }
 
-/// What the layer left in the extensions for a principal of type `P`.
-enum Found<'a, P> {
-    Principal(&'a P),
-    Anonymous(&'a Unauthenticated),
-}
-
-fn lookup<P: Principal>(extensions: &Extensions) -> Result<Found<'_, P>, AuthenticatedRejection> {
-    if let Some(principal) = extensions.get::<P>() {
-        return Ok(Found::Principal(principal));
-    }
-    match extensions.get::<Unauthenticated>() {
-        Some(marker) => Ok(Found::Anonymous(marker)),
-        None => Err(AuthenticatedRejection::MissingLayer {
+/// What the layer left in the extensions for a principal of type `P`: only its own
+/// private [`Outcome`] counts, never a `P` that another middleware stored.
+fn lookup<P: Principal>(extensions: &Extensions) -> Result<&Outcome<P>, AuthenticatedRejection> {
+    extensions
+        .get::<Outcome<P>>()
+        .ok_or_else(|| AuthenticatedRejection::MissingLayer {
             principal: type_name::<P>(),
-        }),
-    }
+        })
 }
 
 impl<P, S> FromRequestParts<S> for Authenticated<P>
@@ -152,8 +147,8 @@ where
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         match lookup::<P>(&parts.extensions)? {
-            Found::Principal(principal) => Ok(Self(principal.clone())),
-            Found::Anonymous(marker) => {
+            Outcome::Accepted(principal) => Ok(Self(principal.clone())),
+            Outcome::Anonymous(marker) => {
                 Err(AuthenticatedRejection::Unauthenticated(marker.clone()))
             }
         }
@@ -172,8 +167,8 @@ where
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
         match lookup::<P>(&parts.extensions)? {
-            Found::Principal(principal) => Ok(Some(Self(principal.clone()))),
-            Found::Anonymous(_) => Ok(None),
+            Outcome::Accepted(principal) => Ok(Some(Self(principal.clone()))),
+            Outcome::Anonymous(_) => Ok(None),
         }
     }
 }
@@ -187,18 +182,22 @@ mod tests {
 
     use super::*;
 
-    fn parts(principal: Option<u64>, marker: bool) -> Parts {
+    /// A request's parts, with what the service would leave and what another
+    /// middleware stored under the principal's own type.
+    fn parts(outcome: Option<Outcome<u64>>, outer: Option<u64>) -> Parts {
         let mut request = Request::new(());
-        if let Some(principal) = principal {
-            request.extensions_mut().insert(principal);
+        if let Some(outcome) = outcome {
+            request.extensions_mut().insert(outcome);
         }
-        if marker {
-            let challenge = Challenge::with_realm("api").unwrap();
-            request
-                .extensions_mut()
-                .insert(Unauthenticated::new(challenge));
+        if let Some(outer) = outer {
+            request.extensions_mut().insert(outer);
         }
         request.into_parts().0
+    }
+
+    fn anonymous() -> Option<Outcome<u64>> {
+        let challenge = Challenge::with_realm("api").unwrap();
+        Some(Outcome::Anonymous(Unauthenticated::new(challenge)))
     }
 
     async fn required(mut parts: Parts) -> Result<Authenticated<u64>, AuthenticatedRejection> {
@@ -219,52 +218,57 @@ mod tests {
 
     #[tokio::test]
     async fn principal_is_extracted_and_left_in_place() {
-        let mut parts = parts(Some(7), false);
+        let mut parts = parts(Some(Outcome::Accepted(7)), Some(424_242));
         let Authenticated(id) =
             <Authenticated<u64> as FromRequestParts<()>>::from_request_parts(&mut parts, &())
                 .await
                 .unwrap();
         assert_eq!(id, 7);
-        assert_eq!(parts.extensions.get::<u64>(), Some(&7));
+        assert_eq!(crate::principal::<u64>(&parts.extensions), Some(&7));
         assert_eq!(*optional(parts).await.unwrap().unwrap(), 7);
     }
 
     #[tokio::test]
     async fn marker_is_401_when_required_and_none_when_optional() {
-        let rejection = required(parts(None, true)).await.unwrap_err();
-        assert_eq!(rejection.status(), 401);
-        let response = rejection.into_response();
-        assert_eq!(response.status(), 401);
-        assert_eq!(
-            response.headers()["www-authenticate"],
-            r#"Bearer realm="api""#
-        );
-        assert_eq!(response.headers()["content-type"], "application/json");
-        assert_eq!(body(response).await, UNAUTHENTICATED_BODY);
-        assert!(optional(parts(None, true)).await.unwrap().is_none());
+        for outer in [None, Some(424_242)] {
+            let rejection = required(parts(anonymous(), outer)).await.unwrap_err();
+            assert_eq!(rejection.status(), 401);
+            let response = rejection.into_response();
+            assert_eq!(response.status(), 401);
+            assert_eq!(
+                response.headers()["www-authenticate"],
+                r#"Bearer realm="api""#
+            );
+            assert_eq!(response.headers()["content-type"], "application/json");
+            assert_eq!(body(response).await, UNAUTHENTICATED_BODY);
+            assert!(optional(parts(anonymous(), outer)).await.unwrap().is_none());
+        }
     }
 
     #[tokio::test]
     async fn nothing_is_a_500_naming_the_principal_type() {
-        for rejection in [
-            required(parts(None, false)).await.unwrap_err(),
-            optional(parts(None, false)).await.unwrap_err(),
-        ] {
-            assert!(matches!(
-                rejection,
-                AuthenticatedRejection::MissingLayer { principal: "u64" }
-            ));
-            assert_eq!(
-                rejection.to_string(),
-                "no bearer-auth layer with principal type `u64` covers this route"
-            );
-            let response = rejection.into_response();
-            assert_eq!(response.status(), 500);
-            assert_eq!(
-                response.headers()["content-type"],
-                "text/plain; charset=utf-8"
-            );
-            assert_eq!(body(response).await, MISSING_LAYER_BODY);
+        // A `u64` that another middleware stored is not the service's doing.
+        for outer in [None, Some(424_242)] {
+            for rejection in [
+                required(parts(None, outer)).await.unwrap_err(),
+                optional(parts(None, outer)).await.unwrap_err(),
+            ] {
+                assert!(matches!(
+                    rejection,
+                    AuthenticatedRejection::MissingLayer { principal: "u64" }
+                ));
+                assert_eq!(
+                    rejection.to_string(),
+                    "no bearer-auth layer with principal type `u64` covers this route"
+                );
+                let response = rejection.into_response();
+                assert_eq!(response.status(), 500);
+                assert_eq!(
+                    response.headers()["content-type"],
+                    "text/plain; charset=utf-8"
+                );
+                assert_eq!(body(response).await, MISSING_LAYER_BODY);
+            }
         }
     }
 

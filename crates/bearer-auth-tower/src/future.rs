@@ -14,6 +14,8 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
+use crate::outcome::{Outcome, admit};
+
 /// The token's verification and policy check, owning what it needs. Boxed because it
 /// borrows the authenticator and the token it owns; the verifier's own future is boxed
 /// by `async-trait` inside it.
@@ -123,7 +125,7 @@ where
                     };
                     match outcome {
                         Ok(principal) => {
-                            request.extensions_mut().insert(principal);
+                            admit(&mut request, Outcome::Accepted(principal));
                             let future = inner.call(request);
                             state.set(State::Calling { future });
                         }

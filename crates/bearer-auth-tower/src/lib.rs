@@ -146,7 +146,45 @@
 //! response body type, which needs only `From<Bytes>`: axum's `Body` and
 //! `http_body_util::Full<Bytes>` qualify. The service keeps `type Error = S::Error`: a
 //! rejection is a response. The principal (`V::Principal`) is `Clone + Send + Sync +
-//! 'static`; `axum::Extension<P>` finds it too.
+//! 'static`. It is stored in the request extensions under a type private to this crate,
+//! so that a value of the same type stored by another middleware is never taken for it:
+//! read it with [`Authenticated<P>`] in axum handlers and with [`principal`] elsewhere,
+//! not with `axum::Extension<P>` or `extensions.get::<P>()`.
+//!
+//! # The `Authorization` header in logs
+//!
+//! The service marks every `Authorization` value of a request it lets through as
+//! sensitive ([`HeaderValue::set_sensitive`](http::HeaderValue::set_sensitive)), on
+//! accepted requests and on anonymous ones of an optional route alike: the `Debug` of the
+//! headers, in a handler or in a layer **inside** this one (such as tower-http's
+//! `TraceLayer` recording the headers), shows `Sensitive` instead of the key.
+//!
+//! Layers **outside** this one see the request before it is marked, and a refused
+//! request is never marked: a trace or logging layer there prints the key, unless the
+//! header is marked first by tower-http's [`SetSensitiveRequestHeadersLayer`], outermost:
+//!
+//! ```
+//! use std::iter::once;
+//!
+//! use axum::{Router, routing::get};
+//! use bearer_auth::MemoryStore;
+//! use bearer_auth_tower::BearerAuthLayer;
+//! use http::header::AUTHORIZATION;
+//! use tower::ServiceBuilder;
+//! use tower_http::{sensitive_headers::SetSensitiveRequestHeadersLayer, trace::TraceLayer};
+//!
+//! let app: Router = Router::new()
+//!     .route("/me", get(|| async { "me" }))
+//!     .route_layer(BearerAuthLayer::new(MemoryStore::<String>::new()))
+//!     .layer(
+//!         ServiceBuilder::new()
+//!             // First: the layers after it never see the key in the clear.
+//!             .layer(SetSensitiveRequestHeadersLayer::new(once(AUTHORIZATION)))
+//!             .layer(TraceLayer::new_for_http()),
+//!     );
+//! ```
+//!
+//! [`SetSensitiveRequestHeadersLayer`]: https://docs.rs/tower-http/latest/tower_http/sensitive_headers/struct.SetSensitiveRequestHeadersLayer.html
 //!
 //! # Logging
 //!
@@ -172,6 +210,7 @@
 mod extract;
 mod future;
 mod layer;
+mod outcome;
 mod service;
 
 #[cfg(feature = "axum")]
@@ -179,4 +218,5 @@ mod service;
 pub use extract::{Authenticated, AuthenticatedRejection};
 pub use future::ResponseFuture;
 pub use layer::BearerAuthLayer;
+pub use outcome::principal;
 pub use service::BearerAuthService;

@@ -11,7 +11,10 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, Response, header::AUTHORIZATION};
 use tower_service::Service;
 
-use crate::{BearerAuthLayer, ResponseFuture};
+use crate::{
+    BearerAuthLayer, ResponseFuture,
+    outcome::{Outcome, admit},
+};
 
 /// Bearer-token authentication in front of a service.
 ///
@@ -21,10 +24,21 @@ use crate::{BearerAuthLayer, ResponseFuture};
 ///
 /// - **accepted**: the principal (`V::Principal`) goes into the request extensions and
 ///   the inner service is called; handlers take it with
-///   [`Authenticated<P>`](crate::Authenticated) or `axum::Extension<P>`;
+///   [`Authenticated<P>`](crate::Authenticated), other code with
+///   [`principal`](crate::principal);
 /// - **no credentials on an [optional](BearerAuthLayer::optional) route**: an
 ///   [`Unauthenticated`] marker goes into the extensions instead, and the inner service
 ///   is called;
+///
+/// The principal and the marker are stored under a type private to this crate, not
+/// under `V::Principal`: `extensions.get::<P>()` and `axum::Extension<P>` do not find
+/// them, and a value of the principal's type that another middleware stored (a request
+/// id, a session's user) is never taken for an authenticated principal.
+///
+/// A request let through has its `Authorization` values marked sensitive, so that the
+/// `Debug` of its headers shows `Sensitive` instead of the key to the inner service and
+/// the layers inside this one; layers outside see them before they are marked (see
+/// [the crate docs](crate#the-authorization-header-in-logs)).
 /// - **refused**: the inner service is not called; the response is the core's rendering
 ///   of the [`Rejection`](bearer_auth::Rejection), byte for byte (401, 403 or 503 with a
 ///   JSON body, `WWW-Authenticate` on 401). A rejection is a response, not an error:
@@ -157,7 +171,7 @@ where
             Err(rejection) => ResponseFuture::rejected(self.auth.respond(&rejection)),
             Ok(None) => {
                 let marker = Unauthenticated::new(self.auth.challenge().clone());
-                request.extensions_mut().insert(marker);
+                admit(&mut request, Outcome::<V::Principal>::Anonymous(marker));
                 ResponseFuture::called(self.inner.call(request))
             }
             Ok(Some(token)) => {
@@ -167,7 +181,7 @@ where
                 if let Some(outcome) = self.auth.verify_now(&token) {
                     return match outcome {
                         Ok(principal) => {
-                            request.extensions_mut().insert(principal);
+                            admit(&mut request, Outcome::Accepted(principal));
                             ResponseFuture::called(self.inner.call(request))
                         }
                         Err(rejection) => ResponseFuture::rejected(self.auth.respond(&rejection)),
@@ -246,13 +260,10 @@ mod tests {
                 return ready(Err("called before poll_ready"));
             }
             self.calls.fetch_add(1, Ordering::SeqCst);
-            let seen = match (
-                request.extensions().get::<u64>(),
-                request.extensions().get::<Unauthenticated>(),
-            ) {
-                (Some(id), None) => format!("user {id}"),
-                (None, Some(_)) => "anonymous".to_owned(),
-                _ => "neither".to_owned(),
+            let seen = match request.extensions().get::<Outcome<u64>>() {
+                Some(Outcome::Accepted(id)) => format!("user {id}"),
+                Some(Outcome::Anonymous(_)) => "anonymous".to_owned(),
+                None => "neither".to_owned(),
             };
             ready(Ok(Response::new(Bytes::from(seen))))
         }
@@ -366,9 +377,7 @@ mod tests {
                 .is_none()
         );
         let inner = tower::service_fn(|request: Request<()>| async move {
-            let owner = request
-                .extensions()
-                .get::<AccessToken<String>>()
+            let owner = crate::principal::<AccessToken<String>>(request.extensions())
                 .map_or_else(|| "none".to_owned(), |p| p.owner().clone());
             Ok::<_, Infallible>(Response::new(Bytes::from(owner)))
         });

@@ -11,7 +11,8 @@ use crate::{Challenge, Rejection};
 pub const MISSING_LAYER_BODY: &[u8] = b"bearer-auth: this route extracts `Authenticated<P>` but no bearer-auth layer or middleware with that principal type runs before it";
 
 /// Left in the request extensions by an adapter when an [optional](crate::Policy::optional)
-/// route let a request through without credentials.
+/// route let a request through without credentials, inside the adapter's own private
+/// type (so that it can be told apart from what other middlewares store there).
 ///
 /// An extractor that requires a principal answers such a request with
 /// [`response`](Self::response): the documented 401 with the route's challenge.

@@ -7,7 +7,9 @@
 
 mod fixture;
 mod logs;
+mod outer_middleware;
 mod router;
+mod sensitive_header;
 mod server;
 mod table;
 mod tower_stack;

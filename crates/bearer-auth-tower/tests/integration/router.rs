@@ -1,9 +1,9 @@
 //! Every row through the `Router`, with `oneshot`.
 
-use axum::{Extension, Router, routing::get};
+use axum::{Extension, Router, extract::Request, routing::get};
 use bearer_auth::AccessToken;
 use bearer_auth::{UNAUTHENTICATED_BODY, verifier_fn};
-use bearer_auth_tower::{Authenticated, BearerAuthLayer};
+use bearer_auth_tower::{Authenticated, BearerAuthLayer, principal};
 use http::Method;
 
 use crate::{
@@ -65,22 +65,34 @@ async fn router_layer_covers_every_route_and_the_fallback_with_its_realm() {
     assert_eq!(reply.status, 404);
 }
 
+/// The principal is stored under a type private to the crate: `Extension<P>` does not
+/// find it (axum's 500 for a missing extension), `principal::<P>` does.
 #[tokio::test]
-async fn extension_extractor_finds_the_principal_too() {
+async fn the_principal_is_read_with_principal_not_extension() {
     let keys = Keys::new();
     let app =
         Router::new()
             .route(
-                "/id",
+                "/extension",
                 get(
                     |Extension(token): Extension<AccessToken<String>>| async move {
                         token.id().to_string()
                     },
                 ),
             )
+            .route(
+                "/principal",
+                get(|request: Request| async move {
+                    principal::<AccessToken<String>>(request.extensions())
+                        .map_or_else(|| "none".to_owned(), |token| token.id().to_string())
+                }),
+            )
             .route_layer(BearerAuthLayer::new(keys.store.clone()));
     let good = format!("Bearer {}", keys.limited);
-    let reply = oneshot(&app, Method::GET, "/id", &[&good]).await;
+    let reply = oneshot(&app, Method::GET, "/extension", &[&good]).await;
+    assert_eq!(reply.status, 500);
+    let reply = oneshot(&app, Method::GET, "/principal", &[&good]).await;
+    assert_eq!(reply.status, 200);
     assert_eq!(reply.body, keys.limited_id.to_string().as_bytes());
 }
 

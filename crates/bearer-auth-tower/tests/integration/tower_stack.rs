@@ -10,7 +10,7 @@ use std::{
 };
 
 use bearer_auth::AccessToken;
-use bearer_auth_tower::{BearerAuthLayer, BearerAuthService};
+use bearer_auth_tower::{BearerAuthLayer, BearerAuthService, principal};
 use bytes::Bytes;
 use http::{Request, Response, header::AUTHORIZATION};
 use http_body_util::{BodyExt, Full};
@@ -32,9 +32,7 @@ fn counting(
     let counter = Arc::clone(calls);
     service_fn(move |request: Request<Full<Bytes>>| {
         counter.fetch_add(1, Ordering::SeqCst);
-        let owner = request
-            .extensions()
-            .get::<AccessToken<String>>()
+        let owner = principal::<AccessToken<String>>(request.extensions())
             .map(|token| token.owner().clone());
         async move {
             let body = owner.unwrap_or_else(|| "no principal".to_owned());
