@@ -1,8 +1,6 @@
 //! The request pipeline shared by every adapter: parse, verify, apply the route's policy,
 //! log a refusal, render the response.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use http::{HeaderMap, Response, header::AUTHORIZATION};
 
@@ -13,27 +11,28 @@ use crate::{BearerToken, Challenge, InvalidRealm, Principal, Rejection, TokenVer
 /// The default policy requires a valid token, no particular ability, and refuses a
 /// token whose second factor is pending with 403.
 ///
+/// Ability requirements add up: every call to [`require_all`](Self::require_all) and
+/// [`require_any`](Self::require_any) adds a condition, and a token must meet them all.
+///
 /// ```
 /// use bearer_auth::Policy;
 ///
-/// // A route that also lets anonymous requests through, and needs `servers:read`
-/// // from those that do authenticate.
-/// let policy = Policy::new().optional().require_all(["servers:read"]);
+/// // A route that also lets anonymous requests through, and needs `servers:read`, and
+/// // `servers:write` or `servers:admin`, from those that do authenticate.
+/// let policy = Policy::new()
+///     .optional()
+///     .require_all(["servers:read"])
+///     .require_any(["servers:write", "servers:admin"]);
 /// # let _ = policy;
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
     optional: bool,
-    abilities: AbilityRequirement,
+    /// Abilities a token must hold, every one of them.
+    all: Vec<Box<str>>,
+    /// Groups of abilities, none empty: a token must hold one of each group.
+    any: Vec<Box<[Box<str>]>>,
     accept_pending_second_factor: bool,
-}
-
-#[derive(Debug, Clone, Default)]
-enum AbilityRequirement {
-    #[default]
-    None,
-    All(Arc<[Box<str>]>),
-    Any(Arc<[Box<str>]>),
 }
 
 impl Policy {
@@ -42,30 +41,84 @@ impl Policy {
         Self::default()
     }
 
-    /// Lets requests without an `Authorization` header through, with no principal.
-    /// A header that is present but refused still gets 401.
+    /// Lets requests without Bearer credentials (no `Authorization` header, or one of
+    /// another scheme such as `Basic`) through, with no principal.
+    ///
+    /// # What an optional route checks
+    ///
+    /// - A request **without** Bearer credentials passes **without any check of this
+    ///   policy**: the abilities of [`require_all`](Self::require_all) and
+    ///   [`require_any`](Self::require_any) and the second-factor rule are conditions on
+    ///   a token, and an anonymous request has none. Its handler sees no principal and
+    ///   must serve it as anonymous.
+    /// - A request **with** Bearer credentials is checked fully, as on a required route:
+    ///   a malformed, unknown, expired, revoked or too long token gets 401, a pending
+    ///   second factor 403 (unless [accepted](Self::accept_pending_second_factor)), a
+    ///   missing ability 403, a backend failure 503. Presenting a token never earns less
+    ///   checking than presenting none.
+    ///
+    /// ```
+    /// use bearer_auth::{Authenticator, MemoryStore, NewToken, Policy, Rejection};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let store = MemoryStore::new();
+    /// let reader = store.create(NewToken::new("bob".to_owned(), "ci").abilities(["read"])).unwrap();
+    /// let auth = Authenticator::new(store)
+    ///     .with_policy(Policy::new().optional().require_all(["write"]));
+    ///
+    /// // No credentials: let through, no principal, no ability checked.
+    /// let none: [&[u8]; 0] = [];
+    /// assert!(auth.authenticate(none).await.unwrap().is_none());
+    /// // A token without `write`: refused, as on a required route.
+    /// let header = format!("Bearer {}", reader.plain_text_token().as_str());
+    /// let refused = auth.authenticate([header.as_bytes()]).await.unwrap_err();
+    /// assert!(matches!(refused, Rejection::MissingAbility));
+    /// # }
+    /// ```
     pub fn optional(mut self) -> Self {
         self.optional = true;
         self
     }
 
     /// Requires every one of `abilities` (403 `Invalid ability provided.` otherwise).
+    ///
+    /// Adds to the requirements set before: `require_all(["a"]).require_all(["b"])`
+    /// requires both `a` and `b`. `require_all([])` adds nothing.
     pub fn require_all<I, S>(mut self, abilities: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<Box<str>>,
     {
-        self.abilities = AbilityRequirement::All(abilities.into_iter().map(Into::into).collect());
+        self.all.extend(abilities.into_iter().map(Into::into));
         self
     }
 
     /// Requires at least one of `abilities` (403 `Invalid ability provided.` otherwise).
+    ///
+    /// Adds to the requirements set before: each call is one group of which the token
+    /// must hold an ability, besides every ability of [`require_all`](Self::require_all).
+    ///
+    /// # Panics
+    ///
+    /// When `abilities` is empty: no token holds one of no abilities, so the route would
+    /// refuse every request with 403. This is a mistake in the program, reported where
+    /// the route is built rather than on its first request. To require no ability, do
+    /// not call this method.
+    #[track_caller]
     pub fn require_any<I, S>(mut self, abilities: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<Box<str>>,
     {
-        self.abilities = AbilityRequirement::Any(abilities.into_iter().map(Into::into).collect());
+        let group: Box<[Box<str>]> = abilities.into_iter().map(Into::into).collect();
+        if group.is_empty() {
+            panic!(
+                "bearer-auth: `require_any` needs at least one ability; with none, every request \
+                 would be refused with 403 (to require no ability, do not call it)"
+            );
+        }
+        self.any.push(group);
         self
     }
 
@@ -87,11 +140,11 @@ impl Policy {
         if principal.second_factor_pending() && !self.accept_pending_second_factor {
             return Err(Rejection::SecondFactorRequired);
         }
-        let allowed = match &self.abilities {
-            AbilityRequirement::None => true,
-            AbilityRequirement::All(required) => required.iter().all(|a| principal.has_ability(a)),
-            AbilityRequirement::Any(required) => required.iter().any(|a| principal.has_ability(a)),
-        };
+        let allowed = self.all.iter().all(|a| principal.has_ability(a))
+            && self
+                .any
+                .iter()
+                .all(|group| group.iter().any(|a| principal.has_ability(a)));
         if allowed {
             Ok(())
         } else {
@@ -340,6 +393,76 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn repeated_require_all_add_up() {
+        let policy = Policy::new().require_all(["a"]).require_all(["b"]);
+        assert!(policy.check(&user(&["a", "b"], false)).is_ok());
+        for held in [&["a"][..], &["b"]] {
+            assert!(matches!(
+                policy.check(&user(held, false)),
+                Err(Rejection::MissingAbility)
+            ));
+        }
+    }
+
+    #[test]
+    fn repeated_require_any_each_group_must_hold() {
+        let policy = Policy::new()
+            .require_any(["a", "b"])
+            .require_any(["c", "d"]);
+        assert!(policy.check(&user(&["a", "c"], false)).is_ok());
+        assert!(policy.check(&user(&["b", "d"], false)).is_ok());
+        assert!(policy.check(&user(&["*"], false)).is_ok());
+        for held in [&["a", "b"][..], &["c", "d"], &["c"]] {
+            assert!(matches!(
+                policy.check(&user(held, false)),
+                Err(Rejection::MissingAbility)
+            ));
+        }
+    }
+
+    #[test]
+    fn require_all_and_require_any_combine_in_either_order() {
+        for policy in [
+            Policy::new().require_all(["a"]).require_any(["b", "c"]),
+            Policy::new().require_any(["b", "c"]).require_all(["a"]),
+        ] {
+            assert!(policy.check(&user(&["a", "c"], false)).is_ok());
+            assert!(matches!(
+                policy.check(&user(&["a"], false)),
+                Err(Rejection::MissingAbility)
+            ));
+            assert!(matches!(
+                policy.check(&user(&["b", "c"], false)),
+                Err(Rejection::MissingAbility)
+            ));
+        }
+    }
+
+    #[test]
+    fn require_all_of_nothing_is_no_requirement() {
+        let none: [&str; 0] = [];
+        assert!(
+            Policy::new()
+                .require_all(none)
+                .check(&user(&[], false))
+                .is_ok()
+        );
+        // Nor does it lift an earlier requirement.
+        let policy = Policy::new().require_all(["a"]).require_all(none);
+        assert!(matches!(
+            policy.check(&user(&[], false)),
+            Err(Rejection::MissingAbility)
+        ));
+    }
+
+    #[test]
+    #[should_panic(expected = "`require_any` needs at least one ability")]
+    fn require_any_of_nothing_panics_when_built() {
+        let none: [&str; 0] = [];
+        let _ = Policy::new().require_any(none);
+    }
+
     fn auth(policy: Policy) -> Authenticator<impl TokenVerifier<Principal = User>> {
         Authenticator::new(verifier_fn(|t: BearerToken| async move {
             match t.as_str() {
@@ -378,6 +501,42 @@ mod tests {
         assert!(matches!(
             a.authenticate([&b"Bearer a b"[..]]).await,
             Err(Rejection::InvalidToken(InvalidReason::Malformed))
+        ));
+    }
+
+    #[tokio::test]
+    async fn optional_route_skips_checks_for_anonymous_requests_only() {
+        let a = auth(
+            Policy::new()
+                .optional()
+                .require_all(["write"])
+                .require_any(["admin"]),
+        );
+        // Anonymous: through, no principal, no ability asked.
+        let none: [&[u8]; 0] = [];
+        assert!(a.authenticate(none).await.unwrap().is_none());
+        assert!(
+            a.authenticate([&b"Basic dXNlcjpwYXNz"[..]])
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // A presented token: every check of a required route.
+        assert!(matches!(
+            a.authenticate([&b"Bearer ok"[..]]).await,
+            Err(Rejection::MissingAbility)
+        ));
+        assert!(matches!(
+            a.authenticate([&b"Bearer pending"[..]]).await,
+            Err(Rejection::SecondFactorRequired)
+        ));
+        assert!(matches!(
+            a.authenticate([&b"Bearer bad"[..]]).await,
+            Err(Rejection::InvalidToken(InvalidReason::Unknown))
+        ));
+        assert!(matches!(
+            a.authenticate([&b"Bearer down"[..]]).await,
+            Err(Rejection::Unavailable(_))
         ));
     }
 
