@@ -90,9 +90,9 @@
 //! # Logs
 //!
 //! One [`tracing`] event per refused request (target `bearer_auth`), with its reason
-//! (`missing`, `malformed`, `unknown`, `expired`, `revoked`, `second_factor`, `ability`,
-//! `backend`) and status; never the token or its digest. Refusals are `debug` events,
-//! except a failed backend (`error`, with the backend's error). A route without a
+//! (`missing`, `malformed`, `unknown`, `expired`, `revoked`, `too_long`, `second_factor`,
+//! `ability`, `backend`) and status; never the token or its digest. Refusals are `debug`
+//! events, except a failed backend (`error`, with the backend's error). A route without a
 //! middleware is logged at `error` when an extractor finds it.
 //!
 //! [actix-web]: https://docs.rs/actix-web/4

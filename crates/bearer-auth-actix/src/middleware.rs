@@ -191,6 +191,20 @@ impl<V: TokenVerifier + 'static> BearerAuthMiddleware<V> {
         self.policy(policy)
     }
 
+    /// Accepts tokens of at most `max_len` bytes instead of
+    /// [`DEFAULT_MAX_TOKEN_LEN`](bearer_auth::DEFAULT_MAX_TOKEN_LEN) (1 KiB). A longer
+    /// token gets the 401 of an invalid one (`WWW-Authenticate: Bearer
+    /// error="invalid_token"`) before it is copied, hashed or shown to the verifier. See
+    /// [`Authenticator::with_max_token_len`].
+    ///
+    /// # Panics
+    ///
+    /// When `max_len` is 0.
+    #[track_caller]
+    pub fn max_token_len(self, max_len: usize) -> Self {
+        Self::from_authenticator(Arc::unwrap_or_clone(self.auth).with_max_token_len(max_len))
+    }
+
     /// Accepts a token whose second factor is still pending. For the route that completes
     /// the two-factor challenge, and for it only. See
     /// [`Policy::accept_pending_second_factor`].
@@ -429,6 +443,28 @@ mod tests {
     fn require_any_of_nothing_panics_when_built() {
         let none: [&str; 0] = [];
         let _ = BearerAuthMiddleware::new(store()).require_any(none);
+    }
+
+    #[test]
+    fn max_token_len_reaches_the_authenticator_and_keeps_the_verifier() {
+        let base = BearerAuthMiddleware::new(store());
+        assert_eq!(
+            base.authenticator().max_token_len(),
+            bearer_auth::DEFAULT_MAX_TOKEN_LEN
+        );
+        let short = base.clone().max_token_len(64).optional();
+        assert_eq!(short.authenticator().max_token_len(), 64);
+        assert!(short.authenticator().policy().is_optional());
+        assert!(Arc::ptr_eq(
+            base.authenticator().verifier(),
+            short.authenticator().verifier()
+        ));
+    }
+
+    #[test]
+    #[should_panic(expected = "at least 1 byte")]
+    fn max_token_len_of_zero_panics_when_built() {
+        let _ = BearerAuthMiddleware::new(store()).max_token_len(0);
     }
 
     #[test]

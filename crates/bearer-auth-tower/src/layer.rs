@@ -110,6 +110,22 @@ impl<V> BearerAuthLayer<V> {
         self.policy(policy)
     }
 
+    /// Accepts tokens of at most `max_len` bytes instead of
+    /// [`DEFAULT_MAX_TOKEN_LEN`](bearer_auth::DEFAULT_MAX_TOKEN_LEN) (1 KiB). A longer
+    /// token gets the 401 of an invalid one (`WWW-Authenticate: Bearer
+    /// error="invalid_token"`) before it is copied, hashed or shown to the verifier. See
+    /// [`Authenticator::with_max_token_len`].
+    ///
+    /// # Panics
+    ///
+    /// When `max_len` is 0.
+    #[track_caller]
+    pub fn max_token_len(self, max_len: usize) -> Self {
+        Self {
+            auth: self.auth.with_max_token_len(max_len),
+        }
+    }
+
     /// Accepts a token whose second factor is still pending. Meant for the route that
     /// completes the two-factor challenge, and for it only: everywhere else such a token
     /// gets 403 `{"message":"Two-factor authentication required.","requires_2fa":true}`.
@@ -262,6 +278,22 @@ mod tests {
     fn require_any_of_nothing_panics_when_built() {
         let none: [&str; 0] = [];
         let _ = BearerAuthLayer::new(()).require_any(none);
+    }
+
+    #[test]
+    fn max_token_len_reaches_the_authenticator() {
+        assert_eq!(
+            BearerAuthLayer::new(()).authenticator().max_token_len(),
+            bearer_auth::DEFAULT_MAX_TOKEN_LEN
+        );
+        let layer = BearerAuthLayer::new(()).max_token_len(64).optional();
+        assert_eq!(layer.authenticator().max_token_len(), 64);
+    }
+
+    #[test]
+    #[should_panic(expected = "at least 1 byte")]
+    fn max_token_len_of_zero_panics_when_built() {
+        let _ = BearerAuthLayer::new(()).max_token_len(0);
     }
 
     #[test]

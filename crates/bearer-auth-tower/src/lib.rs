@@ -151,10 +151,10 @@
 //! # Logging
 //!
 //! Each refusal is logged once by the core (target `bearer_auth`, field `reason`:
-//! `missing`, `malformed`, `unknown`, `expired`, `revoked`, `second_factor`, `ability` or
-//! `backend`; `debug` level, `error` for a backend failure), never with the token or its
-//! digest. This crate logs nothing else; an [`Authenticated`] extractor on a route that no
-//! layer covers logs that misconfiguration at `error`.
+//! `missing`, `malformed`, `unknown`, `expired`, `revoked`, `too_long`, `second_factor`,
+//! `ability` or `backend`; `debug` level, `error` for a backend failure), never with the
+//! token or its digest. This crate logs nothing else; an [`Authenticated`] extractor on a
+//! route that no layer covers logs that misconfiguration at `error`.
 //!
 //! # Feature flags
 //!

@@ -4,7 +4,10 @@
 use bytes::Bytes;
 use http::{HeaderMap, Response, header::AUTHORIZATION};
 
-use crate::{BearerToken, Challenge, InvalidRealm, Principal, Rejection, TokenVerifier};
+use crate::{
+    BearerToken, Challenge, DEFAULT_MAX_TOKEN_LEN, InvalidRealm, Principal, Rejection,
+    TokenVerifier,
+};
 
 /// What a route asks of a request beyond a valid token.
 ///
@@ -181,16 +184,52 @@ pub struct Authenticator<V> {
     verifier: V,
     policy: Policy,
     challenge: Challenge,
+    max_token_len: usize,
 }
 
 impl<V> Authenticator<V> {
-    /// The default policy and challenge around `verifier`.
+    /// The default policy and challenge around `verifier`, and tokens of at most
+    /// [`DEFAULT_MAX_TOKEN_LEN`] bytes.
     pub fn new(verifier: V) -> Self {
         Self {
             verifier,
             policy: Policy::default(),
             challenge: Challenge::default(),
+            max_token_len: DEFAULT_MAX_TOKEN_LEN,
         }
+    }
+
+    /// Accepts tokens of at most `max_len` bytes instead of [`DEFAULT_MAX_TOKEN_LEN`].
+    ///
+    /// A longer token is refused with the same 401 as a malformed one
+    /// (`WWW-Authenticate: Bearer error="invalid_token"`, logged with reason `too_long`)
+    /// before it is copied, hashed or shown to the verifier; see
+    /// [`BearerToken::parse_with_max_len`] for how much of a long value is read.
+    ///
+    /// ```
+    /// use bearer_auth::{Authenticator, MemoryStore, Rejection};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let auth = Authenticator::new(MemoryStore::<String>::new()).with_max_token_len(8);
+    /// let refused = auth.authenticate([&b"Bearer 123456789"[..]]).await.unwrap_err();
+    /// assert_eq!(refused.reason(), "too_long");
+    /// let response: http::Response<bytes::Bytes> = auth.respond(&refused);
+    /// assert_eq!(response.status(), 401);
+    /// assert_eq!(response.headers()["www-authenticate"], r#"Bearer error="invalid_token""#);
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// When `max_len` is 0: no token would ever be accepted.
+    #[track_caller]
+    pub fn with_max_token_len(mut self, max_len: usize) -> Self {
+        if max_len == 0 {
+            panic!("bearer-auth: the longest accepted token must be at least 1 byte long");
+        }
+        self.max_token_len = max_len;
+        self
     }
 
     /// Replaces the policy.
@@ -231,6 +270,11 @@ impl<V> Authenticator<V> {
         &self.challenge
     }
 
+    /// The longest token accepted, in bytes.
+    pub fn max_token_len(&self) -> usize {
+        self.max_token_len
+    }
+
     /// Renders a rejection to the documented response.
     pub fn respond<B: From<Bytes>>(&self, rejection: &Rejection) -> Response<B> {
         rejection.to_response(&self.challenge)
@@ -241,12 +285,13 @@ impl<V: TokenVerifier> Authenticator<V> {
     /// Reads the Bearer token from the values of every `Authorization` header.
     ///
     /// `Ok(None)` when there is none and the policy is [optional](Policy::optional).
-    /// A refusal is logged here.
+    /// A token longer than [`max_token_len`](Self::max_token_len) is refused here,
+    /// before any copy. A refusal is logged here.
     pub fn read_token<'a, I>(&self, authorization: I) -> Result<Option<BearerToken>, Rejection>
     where
         I: IntoIterator<Item = &'a [u8]>,
     {
-        match BearerToken::from_header_values(authorization) {
+        match BearerToken::from_header_values_with_max_len(authorization, self.max_token_len) {
             Ok(token) => Ok(Some(token)),
             Err(crate::ParseError::Missing) if self.policy.optional => Ok(None),
             Err(error) => Err(refused(error.into())),
@@ -322,6 +367,8 @@ fn refused(rejection: Rejection) -> Rejection {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::{Abilities, InvalidReason, verifier_fn};
 
@@ -538,6 +585,75 @@ mod tests {
             a.authenticate([&b"Bearer down"[..]]).await,
             Err(Rejection::Unavailable(_))
         ));
+    }
+
+    /// A verifier that counts its calls and refuses every token.
+    fn counting() -> (
+        Arc<std::sync::atomic::AtomicUsize>,
+        impl TokenVerifier<Principal = User>,
+    ) {
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = Arc::clone(&calls);
+        let verifier = verifier_fn(move |_: BearerToken| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async { Err::<User, _>(Rejection::InvalidToken(InvalidReason::Unknown)) }
+        });
+        (calls, verifier)
+    }
+
+    fn calls(counter: &std::sync::atomic::AtomicUsize) -> usize {
+        counter.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn tokens_past_the_bound_never_reach_the_verifier() {
+        let (count, verifier) = counting();
+        let a = Authenticator::new(verifier).with_max_token_len(16);
+        assert_eq!(a.max_token_len(), 16);
+        let at = format!("Bearer {}", "a".repeat(16));
+        assert!(matches!(
+            a.authenticate([at.as_bytes()]).await,
+            Err(Rejection::InvalidToken(InvalidReason::Unknown))
+        ));
+        assert_eq!(calls(&count), 1);
+        let past = format!("Bearer {}", "a".repeat(17));
+        let refused = a.authenticate([past.as_bytes()]).await.unwrap_err();
+        assert!(matches!(
+            refused,
+            Rejection::InvalidToken(InvalidReason::TooLong)
+        ));
+        assert_eq!(calls(&count), 1);
+        let response: Response<Bytes> = a.respond(&refused);
+        assert_eq!(response.status(), 401);
+        assert_eq!(
+            response.headers()["www-authenticate"],
+            r#"Bearer error="invalid_token""#
+        );
+        assert_eq!(response.body().as_ref(), crate::UNAUTHENTICATED_BODY);
+    }
+
+    #[tokio::test]
+    async fn the_default_bound_refuses_a_400_kb_token_on_any_route() {
+        let (count, verifier) = counting();
+        let a = Authenticator::new(verifier).with_policy(Policy::new().optional());
+        assert_eq!(a.max_token_len(), crate::DEFAULT_MAX_TOKEN_LEN);
+        let huge = format!("Bearer {}", "a".repeat(400 * 1024));
+        assert!(matches!(
+            a.authenticate([huge.as_bytes()]).await,
+            Err(Rejection::InvalidToken(InvalidReason::TooLong))
+        ));
+        let at = format!("Bearer {}", "a".repeat(crate::DEFAULT_MAX_TOKEN_LEN));
+        assert!(matches!(
+            a.authenticate([at.as_bytes()]).await,
+            Err(Rejection::InvalidToken(InvalidReason::Unknown))
+        ));
+        assert_eq!(calls(&count), 1);
+    }
+
+    #[test]
+    #[should_panic(expected = "at least 1 byte")]
+    fn a_bound_of_zero_panics_when_built() {
+        let _ = Authenticator::new(()).with_max_token_len(0);
     }
 
     #[tokio::test]

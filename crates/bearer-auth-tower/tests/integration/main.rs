@@ -10,4 +10,5 @@ mod logs;
 mod router;
 mod server;
 mod table;
+mod token_length;
 mod tower_stack;
