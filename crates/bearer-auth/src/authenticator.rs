@@ -1,12 +1,14 @@
 //! The request pipeline shared by every adapter: parse, verify, apply the route's policy,
 //! log a refusal, render the response.
 
+use std::{sync::Arc, time::Duration};
+
 use bytes::Bytes;
 use http::{HeaderMap, Response, header::AUTHORIZATION};
 
 use crate::{
-    BearerToken, Challenge, DEFAULT_MAX_TOKEN_LEN, InvalidRealm, Principal, Rejection,
-    TokenVerifier,
+    BearerToken, Challenge, DEFAULT_ERROR_LOG_INTERVAL, DEFAULT_MAX_TOKEN_LEN, InvalidRealm,
+    Principal, Rejection, TokenVerifier, throttle::LogThrottle,
 };
 
 /// What a route asks of a request beyond a valid token.
@@ -185,17 +187,21 @@ pub struct Authenticator<V> {
     policy: Policy,
     challenge: Challenge,
     max_token_len: usize,
+    /// Shared by clones: one backend, one stream of error events.
+    unavailable_log: Arc<LogThrottle>,
 }
 
 impl<V> Authenticator<V> {
-    /// The default policy and challenge around `verifier`, and tokens of at most
-    /// [`DEFAULT_MAX_TOKEN_LEN`] bytes.
+    /// The default policy and challenge around `verifier`, tokens of at most
+    /// [`DEFAULT_MAX_TOKEN_LEN`] bytes, and backend failures logged at most once per
+    /// [`DEFAULT_ERROR_LOG_INTERVAL`].
     pub fn new(verifier: V) -> Self {
         Self {
             verifier,
             policy: Policy::default(),
             challenge: Challenge::default(),
             max_token_len: DEFAULT_MAX_TOKEN_LEN,
+            unavailable_log: Arc::new(LogThrottle::new(DEFAULT_ERROR_LOG_INTERVAL)),
         }
     }
 
@@ -229,6 +235,18 @@ impl<V> Authenticator<V> {
             panic!("bearer-auth: the longest accepted token must be at least 1 byte long");
         }
         self.max_token_len = max_len;
+        self
+    }
+
+    /// Logs a failure of the verifier's backend ([`Rejection::Unavailable`], at `error`)
+    /// at most once per `interval` instead of [`DEFAULT_ERROR_LOG_INTERVAL`].
+    ///
+    /// The first failure is logged at once; those that follow within the interval are
+    /// counted, and the first one after it is logged with their number in its
+    /// `suppressed` field. A zero interval logs every failure. Clones of this
+    /// authenticator (the services of one layer or middleware) share the count.
+    pub fn with_error_log_interval(mut self, interval: Duration) -> Self {
+        self.unavailable_log = Arc::new(LogThrottle::new(interval));
         self
     }
 
@@ -275,6 +293,11 @@ impl<V> Authenticator<V> {
         self.max_token_len
     }
 
+    /// The shortest time between two logged backend failures.
+    pub fn error_log_interval(&self) -> Duration {
+        self.unavailable_log.interval()
+    }
+
     /// Renders a rejection to the documented response.
     pub fn respond<B: From<Bytes>>(&self, rejection: &Rejection) -> Response<B> {
         rejection.to_response(&self.challenge)
@@ -294,7 +317,7 @@ impl<V: TokenVerifier> Authenticator<V> {
         match BearerToken::from_header_values_with_max_len(authorization, self.max_token_len) {
             Ok(token) => Ok(Some(token)),
             Err(crate::ParseError::Missing) if self.policy.optional => Ok(None),
-            Err(error) => Err(refused(error.into())),
+            Err(error) => Err(self.refused(error.into())),
         }
     }
 
@@ -318,7 +341,7 @@ impl<V: TokenVerifier> Authenticator<V> {
             Ok(principal) => self.policy.check(&principal).map(|()| principal),
             Err(rejection) => Err(rejection),
         };
-        outcome.map_err(refused)
+        outcome.map_err(|rejection| self.refused(rejection))
     }
 
     /// [`read_token`](Self::read_token) then [`verify`](Self::verify).
@@ -345,30 +368,37 @@ impl<V: TokenVerifier> Authenticator<V> {
     }
 }
 
-/// Logs one event for a refusal: its reason, never the token or its digest.
-fn refused(rejection: Rejection) -> Rejection {
-    match &rejection {
-        Rejection::Unavailable(source) => tracing::error!(
-            target: "bearer_auth",
-            reason = rejection.reason(),
-            status = rejection.status().as_u16(),
-            error = %source,
-            "request refused: token verification unavailable"
-        ),
-        _ => tracing::debug!(
-            target: "bearer_auth",
-            reason = rejection.reason(),
-            status = rejection.status().as_u16(),
-            "request refused"
-        ),
+impl<V> Authenticator<V> {
+    /// Logs one event for a refusal: its reason, never the token or its digest. Backend
+    /// failures are logged at `error`, at most once per interval with the number of
+    /// those not logged; every other refusal at `debug`, each one.
+    fn refused(&self, rejection: Rejection) -> Rejection {
+        match &rejection {
+            Rejection::Unavailable(source) => {
+                if let Some(suppressed) = self.unavailable_log.admit() {
+                    tracing::error!(
+                        target: "bearer_auth",
+                        reason = rejection.reason(),
+                        status = rejection.status().as_u16(),
+                        error = %source,
+                        suppressed,
+                        "request refused: token verification unavailable"
+                    );
+                }
+            }
+            _ => tracing::debug!(
+                target: "bearer_auth",
+                reason = rejection.reason(),
+                status = rejection.status().as_u16(),
+                "request refused"
+            ),
+        }
+        rejection
     }
-    rejection
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
     use crate::{Abilities, InvalidReason, verifier_fn};
 
@@ -654,6 +684,15 @@ mod tests {
     #[should_panic(expected = "at least 1 byte")]
     fn a_bound_of_zero_panics_when_built() {
         let _ = Authenticator::new(()).with_max_token_len(0);
+    }
+
+    #[test]
+    fn error_log_interval_is_configurable_and_shared_by_clones() {
+        let a = Authenticator::new(());
+        assert_eq!(a.error_log_interval(), crate::DEFAULT_ERROR_LOG_INTERVAL);
+        let b = a.with_error_log_interval(Duration::from_millis(5));
+        assert_eq!(b.error_log_interval(), Duration::from_millis(5));
+        assert!(Arc::ptr_eq(&b.unavailable_log, &b.clone().unavailable_log));
     }
 
     #[tokio::test]
