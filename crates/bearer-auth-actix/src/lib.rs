@@ -135,10 +135,18 @@
 //! # Logs
 //!
 //! One [`tracing`] event per refused request (target `bearer_auth`), with its reason
-//! (`missing`, `malformed`, `unknown`, `expired`, `revoked`, `second_factor`, `ability`,
-//! `backend`) and status; never the token or its digest. Refusals are `debug` events,
-//! except a failed backend (`error`, with the backend's error). A route without a
+//! (`missing`, `malformed`, `unknown`, `expired`, `revoked`, `too_long`, `second_factor`,
+//! `ability`, `backend`) and status; never the token or its digest. Refusals are `debug`
+//! events, except a failed backend (`error`, with the backend's error). A route without a
 //! middleware is logged at `error` when an extractor finds it.
+//!
+//! So that an outage or a misconfigured route cannot fill a disk, the `error` events are
+//! throttled: the first is logged, then at most one per
+//! [`DEFAULT_ERROR_LOG_INTERVAL`](bearer_auth::DEFAULT_ERROR_LOG_INTERVAL) (10 s) with the
+//! number not logged since in its `suppressed` field. The `debug` events are all logged.
+//! Set the interval with
+//! [`Authenticator::with_error_log_interval`](bearer_auth::Authenticator::with_error_log_interval)
+//! and [`BearerAuthMiddleware::from_authenticator`].
 //!
 //! [actix-web]: https://docs.rs/actix-web/4
 

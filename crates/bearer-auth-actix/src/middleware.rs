@@ -163,14 +163,22 @@ impl<V: TokenVerifier + 'static> BearerAuthMiddleware<V> {
     }
 
     /// Lets requests without an `Authorization` header (or with another scheme) through
-    /// without a principal; a Bearer token that is present must still be valid (401
-    /// otherwise). See [`Policy::optional`].
+    /// without a principal.
+    ///
+    /// **Anonymous requests pass without ability checks**: [`require_all`](Self::require_all),
+    /// [`require_any`](Self::require_any) and the second-factor rule are conditions on a
+    /// token, and such a request presents none. **A presented token is checked fully**,
+    /// as on a required route: 401 if it is refused, 403 if its second factor is pending
+    /// or it lacks a required ability, 503 if the backend failed. See
+    /// [`Policy::optional`].
     pub fn optional(self) -> Self {
         self.map(|auth| auth.map_policy(Policy::optional))
     }
 
     /// Requires every one of `abilities` (403 `{"message":"Invalid ability provided."}`
-    /// otherwise). See [`Policy::require_all`].
+    /// otherwise). Adds to the requirements set before: the token must meet every
+    /// [`require_all`](Self::require_all) and [`require_any`](Self::require_any) of the
+    /// middleware. `require_all([])` adds nothing. See [`Policy::require_all`].
     pub fn require_all<I, S>(self, abilities: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -180,13 +188,36 @@ impl<V: TokenVerifier + 'static> BearerAuthMiddleware<V> {
     }
 
     /// Requires at least one of `abilities` (403 `{"message":"Invalid ability provided."}`
-    /// otherwise). See [`Policy::require_any`].
+    /// otherwise). Adds to the requirements set before: each call is one group of which
+    /// the token must hold an ability. See [`Policy::require_any`].
+    ///
+    /// # Panics
+    ///
+    /// When `abilities` is empty, since the route would refuse every token with 403.
+    #[track_caller]
     pub fn require_any<I, S>(self, abilities: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<Box<str>>,
     {
-        self.map(|auth| auth.map_policy(|policy| policy.require_any(abilities)))
+        // Not through a closure, which would hide the caller's location from the panic
+        // message.
+        let policy = self.auth.policy().clone().require_any(abilities);
+        self.policy(policy)
+    }
+
+    /// Accepts tokens of at most `max_len` bytes instead of
+    /// [`DEFAULT_MAX_TOKEN_LEN`](bearer_auth::DEFAULT_MAX_TOKEN_LEN) (1 KiB). A longer
+    /// token gets the 401 of an invalid one (`WWW-Authenticate: Bearer
+    /// error="invalid_token"`) before it is copied, hashed or shown to the verifier. See
+    /// [`Authenticator::with_max_token_len`].
+    ///
+    /// # Panics
+    ///
+    /// When `max_len` is 0.
+    #[track_caller]
+    pub fn max_token_len(self, max_len: usize) -> Self {
+        Self::from_authenticator(Arc::unwrap_or_clone(self.auth).with_max_token_len(max_len))
     }
 
     /// Accepts a token whose second factor is still pending. For the route that completes
@@ -384,6 +415,71 @@ mod tests {
         ));
         let policy = base.clone().policy(Policy::new().optional());
         assert!(policy.authenticator().policy().is_optional());
+    }
+
+    #[test]
+    fn requirements_add_up() {
+        use bearer_auth::{Abilities, Principal};
+
+        #[derive(Clone)]
+        struct Holder(Abilities);
+        impl Principal for Holder {
+            fn has_ability(&self, ability: &str) -> bool {
+                self.0.can(ability)
+            }
+        }
+        let holding = |held: &[&str]| Holder(Abilities::new(held.iter().copied()));
+
+        let auth = BearerAuthMiddleware::new(store())
+            .require_all(["a"])
+            .require_all(["b"])
+            .require_any(["c", "d"])
+            .require_any(["e"]);
+        let policy = auth.authenticator().policy();
+        assert!(policy.check(&holding(&["a", "b", "d", "e"])).is_ok());
+        for held in [
+            &["b", "d", "e"][..],
+            &["a", "d", "e"],
+            &["a", "b", "e"],
+            &["a", "b", "c"],
+        ] {
+            assert!(matches!(
+                policy.check(&holding(held)),
+                Err(Rejection::MissingAbility)
+            ));
+        }
+        let none: [&str; 0] = [];
+        let auth = BearerAuthMiddleware::new(store()).require_all(none);
+        assert!(auth.authenticator().policy().check(&holding(&[])).is_ok());
+    }
+
+    #[test]
+    #[should_panic(expected = "`require_any` needs at least one ability")]
+    fn require_any_of_nothing_panics_when_built() {
+        let none: [&str; 0] = [];
+        let _ = BearerAuthMiddleware::new(store()).require_any(none);
+    }
+
+    #[test]
+    fn max_token_len_reaches_the_authenticator_and_keeps_the_verifier() {
+        let base = BearerAuthMiddleware::new(store());
+        assert_eq!(
+            base.authenticator().max_token_len(),
+            bearer_auth::DEFAULT_MAX_TOKEN_LEN
+        );
+        let short = base.clone().max_token_len(64).optional();
+        assert_eq!(short.authenticator().max_token_len(), 64);
+        assert!(short.authenticator().policy().is_optional());
+        assert!(Arc::ptr_eq(
+            base.authenticator().verifier(),
+            short.authenticator().verifier()
+        ));
+    }
+
+    #[test]
+    #[should_panic(expected = "at least 1 byte")]
+    fn max_token_len_of_zero_panics_when_built() {
+        let _ = BearerAuthMiddleware::new(store()).max_token_len(0);
     }
 
     #[test]

@@ -66,14 +66,22 @@ impl<V> BearerAuthLayer<V> {
     /// Lets requests without an `Authorization` header (or with another scheme, such as
     /// `Basic`) through without a principal; the service then leaves an
     /// [`Unauthenticated`](bearer_auth::Unauthenticated) marker in the request extensions
-    /// instead. Bearer credentials that are present but refused still get 401.
+    /// instead.
+    ///
+    /// **Anonymous requests pass without ability checks**: [`require_all`](Self::require_all),
+    /// [`require_any`](Self::require_any) and the second-factor rule are conditions on a
+    /// token, and such a request presents none. **A presented token is checked fully**,
+    /// as on a required route: 401 if it is refused, 403 if its second factor is pending
+    /// or it lacks a required ability, 503 if the backend failed. See
+    /// [`Policy::optional`].
     pub fn optional(self) -> Self {
         self.map_policy(Policy::optional)
     }
 
     /// Requires every one of `abilities`; a token lacking one gets 403
-    /// `{"message":"Invalid ability provided."}`. Replaces an earlier
-    /// [`require_any`](Self::require_any).
+    /// `{"message":"Invalid ability provided."}`. Adds to the requirements set before:
+    /// the token must meet every [`require_all`](Self::require_all) and
+    /// [`require_any`](Self::require_any) of the layer. `require_all([])` adds nothing.
     pub fn require_all<I, S>(self, abilities: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -83,14 +91,39 @@ impl<V> BearerAuthLayer<V> {
     }
 
     /// Requires at least one of `abilities`; a token with none of them gets 403
-    /// `{"message":"Invalid ability provided."}`. Replaces an earlier
-    /// [`require_all`](Self::require_all).
+    /// `{"message":"Invalid ability provided."}`. Adds to the requirements set before:
+    /// each call is one group of which the token must hold an ability.
+    ///
+    /// # Panics
+    ///
+    /// When `abilities` is empty, since the route would refuse every token with 403 (see
+    /// [`Policy::require_any`]).
+    #[track_caller]
     pub fn require_any<I, S>(self, abilities: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<Box<str>>,
     {
-        self.map_policy(|policy| policy.require_any(abilities))
+        // Not through `map_policy`: a closure would hide the caller's location from the
+        // panic message.
+        let policy = self.auth.policy().clone().require_any(abilities);
+        self.policy(policy)
+    }
+
+    /// Accepts tokens of at most `max_len` bytes instead of
+    /// [`DEFAULT_MAX_TOKEN_LEN`](bearer_auth::DEFAULT_MAX_TOKEN_LEN) (1 KiB). A longer
+    /// token gets the 401 of an invalid one (`WWW-Authenticate: Bearer
+    /// error="invalid_token"`) before it is copied, hashed or shown to the verifier. See
+    /// [`Authenticator::with_max_token_len`].
+    ///
+    /// # Panics
+    ///
+    /// When `max_len` is 0.
+    #[track_caller]
+    pub fn max_token_len(self, max_len: usize) -> Self {
+        Self {
+            auth: self.auth.with_max_token_len(max_len),
+        }
     }
 
     /// Accepts a token whose second factor is still pending. Meant for the route that
@@ -210,6 +243,57 @@ mod tests {
             policy(&layer).check(&user(&["b"], true)),
             Err(Rejection::MissingAbility)
         ));
+    }
+
+    #[test]
+    fn requirements_add_up() {
+        let layer = BearerAuthLayer::new(())
+            .require_all(["a"])
+            .require_all(["b"])
+            .require_any(["c", "d"])
+            .require_any(["e"]);
+        assert!(
+            policy(&layer)
+                .check(&user(&["a", "b", "d", "e"], false))
+                .is_ok()
+        );
+        for held in [
+            &["b", "d", "e"][..],
+            &["a", "d", "e"],
+            &["a", "b", "e"],
+            &["a", "b", "c"],
+        ] {
+            assert!(matches!(
+                policy(&layer).check(&user(held, false)),
+                Err(Rejection::MissingAbility)
+            ));
+        }
+        let none: [&str; 0] = [];
+        let layer = BearerAuthLayer::new(()).require_all(none);
+        assert!(policy(&layer).check(&user(&[], false)).is_ok());
+    }
+
+    #[test]
+    #[should_panic(expected = "`require_any` needs at least one ability")]
+    fn require_any_of_nothing_panics_when_built() {
+        let none: [&str; 0] = [];
+        let _ = BearerAuthLayer::new(()).require_any(none);
+    }
+
+    #[test]
+    fn max_token_len_reaches_the_authenticator() {
+        assert_eq!(
+            BearerAuthLayer::new(()).authenticator().max_token_len(),
+            bearer_auth::DEFAULT_MAX_TOKEN_LEN
+        );
+        let layer = BearerAuthLayer::new(()).max_token_len(64).optional();
+        assert_eq!(layer.authenticator().max_token_len(), 64);
+    }
+
+    #[test]
+    #[should_panic(expected = "at least 1 byte")]
+    fn max_token_len_of_zero_panics_when_built() {
+        let _ = BearerAuthLayer::new(()).max_token_len(0);
     }
 
     #[test]

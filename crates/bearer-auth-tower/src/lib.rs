@@ -189,10 +189,18 @@
 //! # Logging
 //!
 //! Each refusal is logged once by the core (target `bearer_auth`, field `reason`:
-//! `missing`, `malformed`, `unknown`, `expired`, `revoked`, `second_factor`, `ability` or
-//! `backend`; `debug` level, `error` for a backend failure), never with the token or its
-//! digest. This crate logs nothing else; an [`Authenticated`] extractor on a route that no
-//! layer covers logs that misconfiguration at `error`.
+//! `missing`, `malformed`, `unknown`, `expired`, `revoked`, `too_long`, `second_factor`,
+//! `ability` or `backend`; `debug` level, `error` for a backend failure), never with the
+//! token or its digest. This crate logs nothing else; an [`Authenticated`] extractor on a
+//! route that no layer covers logs that misconfiguration at `error`.
+//!
+//! So that an outage or a misconfigured route cannot fill a disk, the `error` events are
+//! throttled: the first is logged, then at most one per
+//! [`DEFAULT_ERROR_LOG_INTERVAL`](bearer_auth::DEFAULT_ERROR_LOG_INTERVAL) (10 s) with the
+//! number not logged since in its `suppressed` field. The `debug` events are all logged.
+//! Set the interval with
+//! [`Authenticator::with_error_log_interval`](bearer_auth::Authenticator::with_error_log_interval)
+//! and [`BearerAuthLayer::from_authenticator`].
 //!
 //! # Feature flags
 //!

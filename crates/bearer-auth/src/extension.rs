@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header::CONTENT_TYPE};
 
-use crate::{Challenge, Rejection};
+use crate::{Challenge, DEFAULT_ERROR_LOG_INTERVAL, Rejection, throttle::LogThrottle};
 
 /// The body of the 500 response an extractor sends when no authentication layer or
 /// middleware covers its route (a programming error, not the client's).
@@ -42,14 +42,15 @@ impl Unauthenticated {
     }
 }
 
+/// The error events of [`missing_layer_response`], for the whole process.
+static MISSING_LAYER_LOG: LogThrottle = LogThrottle::new(DEFAULT_ERROR_LOG_INTERVAL);
+
 /// The 500 an extractor answers with when no adapter ran before it, and logs the
-/// misconfiguration (once per request, at `error`).
+/// misconfiguration at `error`: the first time, then at most once per
+/// [`DEFAULT_ERROR_LOG_INTERVAL`] with the number of requests not logged since in its
+/// `suppressed` field, so that a busy misconfigured route cannot fill a disk.
 pub fn missing_layer_response<B: From<Bytes>>(principal_type: &'static str) -> Response<B> {
-    tracing::error!(
-        target: "bearer_auth",
-        principal = principal_type,
-        "Authenticated<P> extractor used on a route that no bearer-auth layer or middleware covers"
-    );
+    log_missing_layer(&MISSING_LAYER_LOG, principal_type);
     let mut response = Response::new(B::from(Bytes::from_static(MISSING_LAYER_BODY)));
     *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
     response.headers_mut().insert(
@@ -57,6 +58,17 @@ pub fn missing_layer_response<B: From<Bytes>>(principal_type: &'static str) -> R
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     response
+}
+
+fn log_missing_layer(throttle: &LogThrottle, principal_type: &'static str) {
+    if let Some(suppressed) = throttle.admit() {
+        tracing::error!(
+            target: "bearer_auth",
+            principal = principal_type,
+            suppressed,
+            "Authenticated<P> extractor used on a route that no bearer-auth layer or middleware covers"
+        );
+    }
 }
 
 #[cfg(test)]

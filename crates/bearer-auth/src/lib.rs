@@ -63,6 +63,14 @@
 //!   best effort: the compiler and the processor are not bound by it, and the timing
 //!   tests of this project (`benches/timing_leaks.rs`, dudect) measure rather than
 //!   prove it.
+//! - **Bounded work per request.** A token longer than [`DEFAULT_MAX_TOKEN_LEN`] (1 KiB,
+//!   configurable with [`Authenticator::with_max_token_len`]) is refused with the 401 of
+//!   an invalid token before it is copied, hashed or shown to the verifier, and no more of
+//!   its header is read than the bound and a few bytes of framing.
+//! - **Bounded logs.** Refusals are `debug` events, each logged. The `error` events (a
+//!   verifier's backend failing, an extractor on a route no adapter covers) are logged
+//!   the first time and then at most once per [`DEFAULT_ERROR_LOG_INTERVAL`], with the
+//!   number not logged in between (`suppressed`), so that an outage cannot fill a disk.
 //! - **What is not constant time**, on purpose: the token's length; the scheme and the
 //!   whitespace around it; whether the token was accepted; the key id (the digits before
 //!   `|`), which is parsed with ordinary code. The id is not secret: it is a row number
@@ -80,6 +88,7 @@ mod memory;
 mod parse;
 mod principal;
 mod rejection;
+mod throttle;
 mod verifier;
 
 pub use authenticator::{Authenticator, Policy};
@@ -90,12 +99,13 @@ pub use key::{
 pub use memory::{
     AccessToken, IssuedToken, MemoryStore, MemoryStoreBuilder, NewToken, StoreError, TokenInfo,
 };
-pub use parse::{BearerToken, ParseError};
+pub use parse::{BearerToken, DEFAULT_MAX_TOKEN_LEN, ParseError};
 pub use principal::{Abilities, Principal};
 pub use rejection::{
     BoxError, Challenge, InvalidRealm, InvalidReason, MISSING_ABILITY_BODY, Rejection,
     SECOND_FACTOR_BODY, UNAUTHENTICATED_BODY, UNAVAILABLE_BODY,
 };
+pub use throttle::DEFAULT_ERROR_LOG_INTERVAL;
 pub use verifier::{TokenVerifier, VerifierFn, verifier_fn};
 
 /// Re-exported so that verifiers can be written without naming the dependency.

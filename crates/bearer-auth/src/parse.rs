@@ -17,6 +17,22 @@ use std::fmt;
 use http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+/// The longest token accepted by default, in bytes: 1 KiB.
+///
+/// A Laravel Sanctum token is about 50 bytes and a signed JWT rarely passes a few hundred,
+/// while hashing and copying a token costs time in proportion to its length: a token a
+/// client may make as long as its server reads headers (about 400 KB with hyper) would
+/// cost over a thousand times the work of an ordinary one. Longer tokens are refused as
+/// [`ParseError::TooLong`] before any copy or hash. Change the bound with
+/// [`BearerToken::parse_with_max_len`] or
+/// [`Authenticator::with_max_token_len`](crate::Authenticator::with_max_token_len).
+pub const DEFAULT_MAX_TOKEN_LEN: usize = 1024;
+
+/// Room for what surrounds a token in a field value: leading whitespace, the scheme, the
+/// spaces after it, trailing whitespace. A Bearer value longer than the bound plus this
+/// is refused without being read to its end.
+const FRAMING_LEN: usize = 64;
+
 /// Why a request carries no usable Bearer token.
 ///
 /// The two cases differ only in the `WWW-Authenticate` challenge they earn (RFC 6750 §3):
@@ -29,6 +45,10 @@ pub enum ParseError {
     Missing,
     /// Bearer credentials that do not follow the grammar, or several `Authorization` headers.
     Malformed,
+    /// Bearer credentials whose token is longer than the bound
+    /// ([`DEFAULT_MAX_TOKEN_LEN`] unless configured otherwise). Answered like
+    /// [`Malformed`](Self::Malformed); only logs tell them apart.
+    TooLong,
 }
 
 impl fmt::Display for ParseError {
@@ -36,6 +56,7 @@ impl fmt::Display for ParseError {
         f.write_str(match self {
             Self::Missing => "no bearer credentials in the request",
             Self::Malformed => "malformed bearer credentials",
+            Self::TooLong => "bearer token longer than the accepted bound",
         })
     }
 }
@@ -58,6 +79,17 @@ impl std::error::Error for ParseError {}
 /// assert_eq!(token.as_str(), "7|s3cr3t");
 /// assert_eq!(format!("{token:?}"), "Bearer ******");
 /// ```
+///
+/// # Length
+///
+/// A token longer than a bound ([`DEFAULT_MAX_TOKEN_LEN`] unless the `_with_max_len`
+/// functions are given another) is refused as [`ParseError::TooLong`] before its
+/// characters are checked, copied or hashed. So that no part of a value is read past the
+/// bound, a Bearer field value longer than the bound plus 64 bytes (room for the scheme,
+/// the spaces after it and the whitespace around the value) is refused the same way
+/// after only its first bytes are read. A value of another scheme stays
+/// [`ParseError::Missing`] whatever its length. The work done on a value is thus
+/// proportional to its length up to the bound, and constant past it.
 pub struct BearerToken {
     token: String,
 }
@@ -66,7 +98,8 @@ impl BearerToken {
     /// Reads the token from a request's headers.
     ///
     /// Exactly one `Authorization` header must be present; two or more are refused as
-    /// [`ParseError::Malformed`], whatever they hold.
+    /// [`ParseError::Malformed`], whatever they hold. A token longer than
+    /// [`DEFAULT_MAX_TOKEN_LEN`] is refused as [`ParseError::TooLong`].
     pub fn from_headers(headers: &HeaderMap) -> Result<Self, ParseError> {
         Self::from_header_values(
             headers
@@ -78,7 +111,23 @@ impl BearerToken {
 
     /// Reads the token from the values of every `Authorization` header of a request, in
     /// order. This is the entry point for frameworks with their own header types.
+    ///
+    /// A token longer than [`DEFAULT_MAX_TOKEN_LEN`] is refused as
+    /// [`ParseError::TooLong`]; [`from_header_values_with_max_len`](Self::from_header_values_with_max_len)
+    /// takes another bound.
     pub fn from_header_values<'a, I>(values: I) -> Result<Self, ParseError>
+    where
+        I: IntoIterator<Item = &'a [u8]>,
+    {
+        Self::from_header_values_with_max_len(values, DEFAULT_MAX_TOKEN_LEN)
+    }
+
+    /// [`from_header_values`](Self::from_header_values) with a bound of `max_len` bytes
+    /// on the token instead of [`DEFAULT_MAX_TOKEN_LEN`].
+    pub fn from_header_values_with_max_len<'a, I>(
+        values: I,
+        max_len: usize,
+    ) -> Result<Self, ParseError>
     where
         I: IntoIterator<Item = &'a [u8]>,
     {
@@ -87,10 +136,10 @@ impl BearerToken {
         if values.next().is_some() {
             return Err(ParseError::Malformed);
         }
-        Self::parse(first)
+        Self::parse_with_max_len(first, max_len)
     }
 
-    /// Reads the token from one `Authorization` header value.
+    /// Reads the token from one `Authorization` header value, with the default bound.
     pub fn from_header_value(value: &HeaderValue) -> Result<Self, ParseError> {
         Self::parse(value.as_bytes())
     }
@@ -100,7 +149,37 @@ impl BearerToken {
     /// Whitespace around the value, the scheme and the spaces after it are handled with
     /// ordinary branches (they are not secret); the token's own bytes are checked with a
     /// loop whose work depends only on their number.
+    ///
+    /// A token longer than [`DEFAULT_MAX_TOKEN_LEN`] is refused as
+    /// [`ParseError::TooLong`] (see [Length](Self#length)).
     pub fn parse(value: &[u8]) -> Result<Self, ParseError> {
+        Self::parse_with_max_len(value, DEFAULT_MAX_TOKEN_LEN)
+    }
+
+    /// [`parse`](Self::parse) with a bound of `max_len` bytes on the token instead of
+    /// [`DEFAULT_MAX_TOKEN_LEN`].
+    ///
+    /// A token of `max_len` bytes is accepted, one of `max_len + 1` is refused as
+    /// [`ParseError::TooLong`] before its characters are checked or copied. A Bearer value
+    /// longer than `max_len + 64` bytes is refused as `TooLong` after reading no more than
+    /// its first 64 bytes, whatever its token; a value of another scheme stays
+    /// [`ParseError::Missing`] whatever its length.
+    ///
+    /// ```
+    /// use bearer_auth::{BearerToken, ParseError};
+    ///
+    /// let value = format!("Bearer {}", "a".repeat(16));
+    /// assert_eq!(BearerToken::parse_with_max_len(value.as_bytes(), 16).unwrap().len(), 16);
+    /// assert_eq!(
+    ///     BearerToken::parse_with_max_len(value.as_bytes(), 15).unwrap_err(),
+    ///     ParseError::TooLong
+    /// );
+    /// ```
+    pub fn parse_with_max_len(value: &[u8], max_len: usize) -> Result<Self, ParseError> {
+        if value.len() > max_len.saturating_add(FRAMING_LEN) {
+            return Err(classify_long_value(value));
+        }
+        // From here on, every scan is bounded by `max_len + FRAMING_LEN`.
         let value = trim_ows(value);
         if value.is_empty() {
             return Err(ParseError::Missing);
@@ -121,17 +200,28 @@ impl BearerToken {
             Some(_) => return Err(ParseError::Missing),
         }
         let token = trim_leading_spaces(rest);
-        Self::from_token_bytes(token)
+        Self::from_token_bytes(token, max_len)
     }
 
     /// Wraps a bare token (without the `Bearer ` scheme), checking it against the same
-    /// character set as [`parse`](Self::parse). Useful for tokens that arrive some other
-    /// way than an `Authorization` header.
+    /// character set as [`parse`](Self::parse) and the same default bound,
+    /// [`DEFAULT_MAX_TOKEN_LEN`]. Useful for tokens that arrive some other way than an
+    /// `Authorization` header.
     pub fn from_token(token: &str) -> Result<Self, ParseError> {
-        Self::from_token_bytes(token.as_bytes())
+        Self::from_token_with_max_len(token, DEFAULT_MAX_TOKEN_LEN)
     }
 
-    fn from_token_bytes(token: &[u8]) -> Result<Self, ParseError> {
+    /// [`from_token`](Self::from_token) with a bound of `max_len` bytes instead of
+    /// [`DEFAULT_MAX_TOKEN_LEN`].
+    pub fn from_token_with_max_len(token: &str, max_len: usize) -> Result<Self, ParseError> {
+        Self::from_token_bytes(token.as_bytes(), max_len)
+    }
+
+    fn from_token_bytes(token: &[u8], max_len: usize) -> Result<Self, ParseError> {
+        // The length is not secret; refusing on it first bounds the work below.
+        if token.len() > max_len {
+            return Err(ParseError::TooLong);
+        }
         if !is_b64token(token) {
             return Err(ParseError::Malformed);
         }
@@ -189,6 +279,30 @@ fn trim_ows(mut v: &[u8]) -> &[u8] {
         v = rest;
     }
     v
+}
+
+/// The answer for a value longer than the bound plus [`FRAMING_LEN`], reading at most
+/// its first `FRAMING_LEN + SCHEME.len() + 1` bytes: `TooLong` for Bearer credentials (and
+/// for a value that starts with more whitespace than any client sends), `Missing` for
+/// another scheme, as [`BearerToken::parse`] would answer on a short value.
+fn classify_long_value(value: &[u8]) -> ParseError {
+    let lead = value
+        .iter()
+        .take(FRAMING_LEN)
+        .take_while(|b| matches!(b, b' ' | b'\t'))
+        .count();
+    if lead == FRAMING_LEN {
+        return ParseError::TooLong;
+    }
+    let rest = &value[lead..];
+    match rest.split_at_checked(SCHEME.len()) {
+        Some((scheme, after)) if scheme.eq_ignore_ascii_case(SCHEME) => match after.first() {
+            // `BearerAbc…`: another scheme.
+            Some(b) if !matches!(b, b' ' | b'\t') => ParseError::Missing,
+            _ => ParseError::TooLong,
+        },
+        _ => ParseError::Missing,
+    }
 }
 
 fn trim_leading_spaces(mut v: &[u8]) -> &[u8] {
@@ -399,11 +513,176 @@ mod tests {
         v.resize(64 * 1024, b'a');
         v.push(b' ');
         v.push(b'b');
-        assert_eq!(parse(&v).unwrap_err(), ParseError::Malformed);
-        // The same length, all valid, is accepted: length alone is not refused here.
+        assert_eq!(parse(&v).unwrap_err(), ParseError::TooLong);
+        // Without a bound, its inner space makes it malformed.
+        assert_eq!(
+            BearerToken::parse_with_max_len(&v, usize::MAX).unwrap_err(),
+            ParseError::Malformed
+        );
+        // The same length, all valid, is refused for its length alone, unless the bound
+        // allows it.
         let mut ok = b"Bearer ".to_vec();
         ok.resize(64 * 1024, b'a');
-        assert_eq!(parse(&ok).unwrap().len(), 64 * 1024 - 7);
+        assert_eq!(parse(&ok).unwrap_err(), ParseError::TooLong);
+        assert_eq!(
+            BearerToken::parse_with_max_len(&ok, usize::MAX)
+                .unwrap()
+                .len(),
+            64 * 1024 - 7
+        );
+    }
+
+    fn bearer_of(len: usize) -> Vec<u8> {
+        let mut v = b"Bearer ".to_vec();
+        v.resize(7 + len, b'a');
+        v
+    }
+
+    #[test]
+    fn accepts_token_exactly_at_the_default_bound() {
+        assert_eq!(DEFAULT_MAX_TOKEN_LEN, 1024);
+        let t = parse(&bearer_of(DEFAULT_MAX_TOKEN_LEN)).unwrap();
+        assert_eq!(t.len(), DEFAULT_MAX_TOKEN_LEN);
+        let from_headers = BearerToken::from_headers(&headers(&[&bearer_of(1024)])).unwrap();
+        assert_eq!(from_headers.len(), 1024);
+        let bare = "a".repeat(DEFAULT_MAX_TOKEN_LEN);
+        assert_eq!(BearerToken::from_token(&bare).unwrap().len(), 1024);
+    }
+
+    #[test]
+    fn refuses_token_one_past_the_default_bound() {
+        let value = bearer_of(DEFAULT_MAX_TOKEN_LEN + 1);
+        assert_eq!(parse(&value).unwrap_err(), ParseError::TooLong);
+        assert_eq!(
+            BearerToken::from_headers(&headers(&[&value])).unwrap_err(),
+            ParseError::TooLong
+        );
+        assert_eq!(
+            BearerToken::from_header_values([&value[..]]).unwrap_err(),
+            ParseError::TooLong
+        );
+        let bare = "a".repeat(DEFAULT_MAX_TOKEN_LEN + 1);
+        assert_eq!(
+            BearerToken::from_token(&bare).unwrap_err(),
+            ParseError::TooLong
+        );
+    }
+
+    #[test]
+    fn a_custom_bound_accepts_its_length_and_refuses_one_more() {
+        for max in [1, 16, 40, 2048] {
+            let at = bearer_of(max);
+            let past = bearer_of(max + 1);
+            assert_eq!(
+                BearerToken::parse_with_max_len(&at, max).unwrap().len(),
+                max
+            );
+            assert_eq!(
+                BearerToken::parse_with_max_len(&past, max).unwrap_err(),
+                ParseError::TooLong
+            );
+            assert_eq!(
+                BearerToken::from_header_values_with_max_len([&at[..]], max)
+                    .unwrap()
+                    .len(),
+                max
+            );
+            assert_eq!(
+                BearerToken::from_header_values_with_max_len([&past[..]], max).unwrap_err(),
+                ParseError::TooLong
+            );
+            let bare = "a".repeat(max);
+            assert_eq!(
+                BearerToken::from_token_with_max_len(&bare, max)
+                    .unwrap()
+                    .len(),
+                max
+            );
+            assert_eq!(
+                BearerToken::from_token_with_max_len(&format!("{bare}a"), max).unwrap_err(),
+                ParseError::TooLong
+            );
+        }
+    }
+
+    #[test]
+    fn length_is_refused_before_the_characters_are_checked() {
+        // Past the bound, a token of forbidden bytes is too long, not malformed: its
+        // bytes were not looked at.
+        let mut v = b"Bearer ".to_vec();
+        v.extend_from_slice(&[b'\x00'; 17]);
+        assert_eq!(
+            BearerToken::parse_with_max_len(&v, 16).unwrap_err(),
+            ParseError::TooLong
+        );
+        assert_eq!(
+            BearerToken::parse_with_max_len(&v, 17).unwrap_err(),
+            ParseError::Malformed
+        );
+    }
+
+    #[test]
+    fn two_headers_are_malformed_whatever_the_bound() {
+        let short = bearer_of(4);
+        assert_eq!(
+            BearerToken::from_header_values_with_max_len([&short[..], &short[..]], 1).unwrap_err(),
+            ParseError::Malformed
+        );
+    }
+
+    #[test]
+    fn framing_within_64_bytes_is_read_and_past_it_refused() {
+        let max = 32;
+        let token = "a".repeat(max);
+        // 1 + 6 + 56 + 32 + 1 = max + 64 bytes: every byte is read, the token is accepted.
+        let framed = format!("\tBearer{}{token} ", " ".repeat(56));
+        assert_eq!(framed.len(), max + 64);
+        assert_eq!(
+            BearerToken::parse_with_max_len(framed.as_bytes(), max)
+                .unwrap()
+                .as_str(),
+            token
+        );
+        // One more space: the value is refused for its length alone.
+        let longer = format!("\tBearer{}{token} ", " ".repeat(57));
+        assert_eq!(
+            BearerToken::parse_with_max_len(longer.as_bytes(), max).unwrap_err(),
+            ParseError::TooLong
+        );
+    }
+
+    #[test]
+    fn a_long_value_of_another_scheme_stays_missing() {
+        let long = "x".repeat(400 * 1024);
+        for value in [
+            format!("Basic {long}"),
+            format!("  Negotiate {long}"),
+            format!("BearerX {long}"),
+            format!("Bear{long}"),
+            long.clone(),
+        ] {
+            assert_eq!(
+                parse(value.as_bytes()).unwrap_err(),
+                ParseError::Missing,
+                "{}",
+                &value[..12]
+            );
+        }
+        for value in [
+            format!("Bearer {long}"),
+            format!("  bearer {long}"),
+            format!("BEARER\t{long}"),
+            format!("{}Bearer {long}", " ".repeat(64)),
+            format!("Bearer{}", " ".repeat(4096)),
+            " ".repeat(4096),
+        ] {
+            assert_eq!(
+                parse(value.as_bytes()).unwrap_err(),
+                ParseError::TooLong,
+                "{}",
+                &value[..12]
+            );
+        }
     }
 
     #[test]
@@ -458,6 +737,41 @@ mod tests {
         }
     }
 
+    /// [`reference`] with a bound, written from the module docs: a Bearer value longer
+    /// than the bound plus 64 bytes is too long (or missing, for another scheme); else a
+    /// token longer than the bound is too long before its characters are looked at.
+    fn reference_bounded(value: &[u8], max: usize) -> Result<String, ParseError> {
+        let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
+        if value.len() > max + 64 {
+            let lead = value.iter().take_while(|b| is_ows(b)).count();
+            if lead >= 64 {
+                return Err(ParseError::TooLong);
+            }
+            let rest = &value[lead..];
+            let bearer = rest.len() >= 6
+                && rest[..6].eq_ignore_ascii_case(b"bearer")
+                && rest.get(6).is_none_or(is_ows);
+            return Err(if bearer {
+                ParseError::TooLong
+            } else {
+                ParseError::Missing
+            });
+        }
+        let start = value.iter().position(|b| !is_ows(b)).unwrap_or(value.len());
+        let end = value
+            .iter()
+            .rposition(|b| !is_ows(b))
+            .map_or(start, |i| i + 1);
+        let trimmed = &value[start..end.max(start)];
+        if trimmed.len() > 7 && trimmed[..6].eq_ignore_ascii_case(b"bearer") && trimmed[6] == b' ' {
+            let token_len = trimmed[7..].iter().skip_while(|b| **b == b' ').count();
+            if token_len > max {
+                return Err(ParseError::TooLong);
+            }
+        }
+        reference(value)
+    }
+
     fn header_like() -> impl Strategy<Value = Vec<u8>> {
         let alphabet: Vec<u8> = b" \t=|-._~+/,\"aZ09\x00\x7f\x80\xff".to_vec();
         let tail = prop::collection::vec(
@@ -487,6 +801,14 @@ mod tests {
         #[test]
         fn matches_reference_on_header_like_bytes(value in header_like()) {
             prop_assert_eq!(parse(&value), reference(&value));
+        }
+
+        #[test]
+        fn bounded_parse_matches_reference(value in header_like(), max in 0_usize..30) {
+            prop_assert_eq!(
+                BearerToken::parse_with_max_len(&value, max).map(|t| t.as_str().to_owned()),
+                reference_bounded(&value, max)
+            );
         }
 
         #[test]

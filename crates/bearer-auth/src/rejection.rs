@@ -48,16 +48,22 @@ pub enum InvalidReason {
     Expired,
     /// The key was revoked (for stores that remember revoked keys).
     Revoked,
+    /// The token is longer than the bound
+    /// ([`DEFAULT_MAX_TOKEN_LEN`](crate::DEFAULT_MAX_TOKEN_LEN) unless configured
+    /// otherwise); it was refused before any copy or hash.
+    TooLong,
 }
 
 impl InvalidReason {
-    /// A short, stable name for logs: `malformed`, `unknown`, `expired` or `revoked`.
+    /// A short, stable name for logs: `malformed`, `unknown`, `expired`, `revoked` or
+    /// `too_long`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Malformed => "malformed",
             Self::Unknown => "unknown",
             Self::Expired => "expired",
             Self::Revoked => "revoked",
+            Self::TooLong => "too_long",
         }
     }
 }
@@ -120,7 +126,8 @@ impl Rejection {
     }
 
     /// A short, stable name of the reason, for logs and metrics: `missing`, `malformed`,
-    /// `unknown`, `expired`, `revoked`, `second_factor`, `ability` or `backend`.
+    /// `unknown`, `expired`, `revoked`, `too_long`, `second_factor`, `ability` or
+    /// `backend`.
     pub fn reason(&self) -> &'static str {
         match self {
             Self::MissingCredentials => "missing",
@@ -175,6 +182,7 @@ impl From<ParseError> for Rejection {
         match error {
             ParseError::Missing => Self::MissingCredentials,
             ParseError::Malformed => Self::InvalidToken(InvalidReason::Malformed),
+            ParseError::TooLong => Self::InvalidToken(InvalidReason::TooLong),
         }
     }
 }
@@ -308,6 +316,7 @@ mod tests {
             InvalidReason::Unknown,
             InvalidReason::Expired,
             InvalidReason::Revoked,
+            InvalidReason::TooLong,
         ] {
             let (status, headers, body) =
                 render(&Rejection::InvalidToken(reason), &Challenge::new());
@@ -392,6 +401,10 @@ mod tests {
             Rejection::from(ParseError::Malformed),
             Rejection::InvalidToken(InvalidReason::Malformed)
         ));
+        assert!(matches!(
+            Rejection::from(ParseError::TooLong),
+            Rejection::InvalidToken(InvalidReason::TooLong)
+        ));
     }
 
     #[test]
@@ -402,6 +415,7 @@ mod tests {
             Rejection::InvalidToken(InvalidReason::Unknown),
             Rejection::InvalidToken(InvalidReason::Expired),
             Rejection::InvalidToken(InvalidReason::Revoked),
+            Rejection::InvalidToken(InvalidReason::TooLong),
             Rejection::SecondFactorRequired,
             Rejection::MissingAbility,
             Rejection::unavailable("x"),
@@ -417,6 +431,7 @@ mod tests {
                 "unknown",
                 "expired",
                 "revoked",
+                "too_long",
                 "second_factor",
                 "ability",
                 "backend"

@@ -4,9 +4,13 @@
 use std::{
     sync::{Arc, Mutex, OnceLock},
     thread::{self, ThreadId},
+    time::Duration,
 };
 
-use bearer_auth::TokenHash;
+use axum::{Router, routing::get};
+use bearer_auth::{Authenticator, TokenHash};
+use bearer_auth_tower::BearerAuthLayer;
+use http::Method;
 use tracing::{
     Event, Level, Subscriber,
     field::{Field, Visit},
@@ -14,7 +18,7 @@ use tracing::{
 use tracing_subscriber::{Layer, layer::Context, layer::SubscriberExt as _, registry::Registry};
 
 use crate::{
-    fixture::{Keys, app, oneshot},
+    fixture::{BACKEND_DOWN, Keys, app, oneshot},
     table::{Log, rows},
 };
 
@@ -80,12 +84,16 @@ impl Recorder {
         })
     }
 
-    /// The events of the current thread since the last call, dropping those of others.
+    /// The events of the current thread since the last call, leaving those of others to
+    /// the tests that run on them.
     fn take(&self) -> Vec<Recorded> {
         let here = thread::current().id();
-        let mut events = std::mem::take(&mut *self.events.lock().unwrap());
-        events.retain(|event| event.thread == here);
-        events
+        let mut events = self.events.lock().unwrap();
+        let (mine, others) = std::mem::take(&mut *events)
+            .into_iter()
+            .partition(|event| event.thread == here);
+        *events = others;
+        mine
     }
 }
 
@@ -103,12 +111,18 @@ async fn one_event_per_refusal_with_its_reason_and_none_otherwise() {
             [secret.to_owned(), TokenHash::of(secret).to_hex()]
         })
         .collect();
+    // The layers of `app` are clones of one: they share one count of backend failures,
+    // so only the first is logged within the interval.
+    let mut backend_logged = false;
     for row in rows(&keys) {
         oneshot(&app, row.method.clone(), row.path, &row.authorization()).await;
         let events = recorder.take();
         let name = row.name;
         match row.log {
             Log::Nothing => assert!(events.is_empty(), "{name}: {events:?}"),
+            Log::Refusal("backend") if backend_logged => {
+                assert!(events.is_empty(), "{name}: {events:?}");
+            }
             Log::Refusal(reason) => {
                 assert_eq!(events.len(), 1, "{name}: {events:?}");
                 let event = &events[0];
@@ -116,6 +130,8 @@ async fn one_event_per_refusal_with_its_reason_and_none_otherwise() {
                 assert_eq!(event.field("reason"), Some(reason), "{name}");
                 assert_eq!(event.field("status"), Some(row.status.to_string().as_str()));
                 let level = if reason == "backend" {
+                    backend_logged = true;
+                    assert_eq!(event.field("suppressed"), Some("0"), "{name}");
                     Level::ERROR
                 } else {
                     Level::DEBUG
@@ -123,13 +139,17 @@ async fn one_event_per_refusal_with_its_reason_and_none_otherwise() {
                 assert_eq!(event.level, level, "{name}");
             }
             Log::MissingLayer => {
-                assert_eq!(events.len(), 1, "{name}: {events:?}");
-                assert_eq!(events[0].level, Level::ERROR, "{name}");
-                assert_eq!(
-                    events[0].field("principal"),
-                    Some("bearer_auth::memory::AccessToken<alloc::string::String>"),
-                    "{name}"
-                );
+                // One event per interval for the whole process, which the other tests
+                // of this binary share: it may have been logged already.
+                assert!(events.len() <= 1, "{name}: {events:?}");
+                for event in &events {
+                    assert_eq!(event.level, Level::ERROR, "{name}");
+                    assert_eq!(
+                        event.field("principal"),
+                        Some("bearer_auth::memory::AccessToken<alloc::string::String>"),
+                        "{name}"
+                    );
+                }
             }
         }
         for event in &events {
@@ -140,4 +160,47 @@ async fn one_event_per_refusal_with_its_reason_and_none_otherwise() {
             }
         }
     }
+}
+
+/// While the backend is down, one error event and then at most one per interval, with
+/// the number not logged; every other refusal still logged at debug.
+#[tokio::test]
+async fn backend_failures_are_logged_once_per_interval() {
+    let recorder = Recorder::global();
+    recorder.take();
+    let keys = Keys::new();
+    let interval = Duration::from_millis(500);
+    let layer = BearerAuthLayer::from_authenticator(
+        Authenticator::new(keys.verifier()).with_error_log_interval(interval),
+    );
+    let app = Router::new()
+        .route("/v1/auth/user", get(|| async { "ok" }))
+        .route_layer(layer);
+    let down = format!("Bearer {BACKEND_DOWN}");
+    let unknown = "Bearer 999|unknown".to_owned();
+
+    for _ in 0..1000 {
+        let reply = oneshot(&app, Method::GET, "/v1/auth/user", &[&down]).await;
+        assert_eq!(reply.status, 503);
+        let reply = oneshot(&app, Method::GET, "/v1/auth/user", &[&unknown]).await;
+        assert_eq!(reply.status, 401);
+    }
+    let events = recorder.take();
+    let errors: Vec<_> = events.iter().filter(|e| e.level == Level::ERROR).collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].field("reason"), Some("backend"));
+    assert_eq!(errors[0].field("suppressed"), Some("0"));
+    let debug = events
+        .iter()
+        .filter(|e| e.level == Level::DEBUG && e.field("reason") == Some("unknown"))
+        .count();
+    assert_eq!(debug, 1000);
+    assert_eq!(events.len(), 1001);
+
+    tokio::time::sleep(interval + Duration::from_millis(100)).await;
+    oneshot(&app, Method::GET, "/v1/auth/user", &[&down]).await;
+    let events = recorder.take();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].level, Level::ERROR);
+    assert_eq!(events[0].field("suppressed"), Some("999"));
 }

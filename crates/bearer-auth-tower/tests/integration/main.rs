@@ -12,4 +12,5 @@ mod router;
 mod sensitive_header;
 mod server;
 mod table;
+mod token_length;
 mod tower_stack;
