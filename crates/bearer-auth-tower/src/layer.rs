@@ -64,9 +64,9 @@ impl<V> BearerAuthLayer<V> {
     }
 
     /// Lets requests without an `Authorization` header (or with another scheme, such as
-    /// `Basic`) through without a principal; the service then leaves an
-    /// [`Unauthenticated`](bearer_auth::Unauthenticated) marker in the request extensions
-    /// instead.
+    /// `Basic`) through without a principal: the service records, under a type private
+    /// to this crate, that the request is anonymous, so that `Authenticated<P>` answers
+    /// 401 and `Option<Authenticated<P>>` gives `None`.
     ///
     /// **Anonymous requests pass without ability checks**: [`require_all`](Self::require_all),
     /// [`require_any`](Self::require_any) and the second-factor rule are conditions on a
