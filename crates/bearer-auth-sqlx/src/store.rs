@@ -274,7 +274,9 @@ impl SqlStore {
         match &self.inner.pool {
             #[cfg(feature = "sqlite")]
             Pool::Sqlite(p) => {
-                let mut tx = p.begin().await?;
+                // Writing from the start: a deferred transaction that reads, then writes,
+                // would fail at once (SQLITE_BUSY) while another instance migrates.
+                let mut tx = p.begin_with("begin immediate").await?;
                 let exists = sqlx::query(
                     "select name from sqlite_master where type = 'table' and name = 'personal_access_tokens'",
                 )
