@@ -292,7 +292,7 @@ impl TestDb {
     /// One column of one row, as text: `column` cast to text in the engine's syntax.
     pub(crate) async fn column(&self, column: &str, id: u64) -> Option<String> {
         let cast = match self.kind {
-            Kind::Sqlite => column.to_owned(),
+            Kind::Sqlite => format!("cast({column} as text)"),
             Kind::Postgres => format!("{column}::text"),
             Kind::Mysql => format!("cast({column} as char)"),
         };
