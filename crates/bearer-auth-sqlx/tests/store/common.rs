@@ -13,7 +13,7 @@ use std::{
     sync::atomic::{AtomicBool, Ordering},
 };
 
-use bearer_auth::{BearerToken, Rejection, TokenHash};
+use bearer_auth::{BearerToken, Rejection};
 use bearer_auth_sqlx::{Pool, SqlStore, sqlx};
 use sqlx::{
     Row,
@@ -251,10 +251,11 @@ impl TestDb {
     /// Runs SQL statements, one by one.
     pub(crate) async fn exec(&self, statements: &[&str]) {
         for sql in statements {
+            // Unprepared: MySQL prepares no `create trigger`.
             match &self.pool {
-                Pool::Sqlite(p) => drop(sqlx::query(sql).execute(p).await.unwrap()),
-                Pool::Postgres(p) => drop(sqlx::query(sql).execute(p).await.unwrap()),
-                Pool::MySql(p) => drop(sqlx::query(sql).execute(p).await.unwrap()),
+                Pool::Sqlite(p) => drop(sqlx::raw_sql(sql).execute(p).await.unwrap()),
+                Pool::Postgres(p) => drop(sqlx::raw_sql(sql).execute(p).await.unwrap()),
+                Pool::MySql(p) => drop(sqlx::raw_sql(sql).execute(p).await.unwrap()),
                 _ => unreachable!(),
             }
         }
@@ -430,8 +431,4 @@ pub(crate) fn bearer(s: &str) -> BearerToken {
 /// The reason of an outcome: `ok`, or the rejection's reason.
 pub(crate) fn reason<P>(outcome: Result<P, Rejection>) -> &'static str {
     outcome.map(|_| "ok").unwrap_or_else(|e| e.reason())
-}
-
-pub(crate) fn hex(secret: &str) -> String {
-    TokenHash::of(secret).to_hex()
 }
