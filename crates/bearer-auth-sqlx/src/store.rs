@@ -441,10 +441,10 @@ impl SqlStore {
         // Sanctum: expired once `expires_at` is past, or `created_at` no longer after
         // now minus `expiration`.
         let expired = row.expires_at.is_some_and(|at| at < now);
-        let too_old = self.inner.max_age.is_some_and(|max| {
-            row.created_at
-                .and_then(|created| created.checked_add(max))
-                .is_none_or(|limit| limit <= now)
+        let too_old = self.inner.max_age.is_some_and(|max| match row.created_at {
+            // A row without `created_at` cannot show it is young enough.
+            None => true,
+            Some(created) => created.checked_add(max).is_some_and(|limit| limit <= now),
         });
         if expired || too_old {
             return Err(Rejection::InvalidToken(InvalidReason::Expired));
