@@ -9,8 +9,11 @@
 
 use std::{
     io::Write as _,
+    panic::AssertUnwindSafe,
+    pin::Pin,
     str::FromStr,
     sync::atomic::{AtomicBool, Ordering},
+    task::{Context, Poll},
 };
 
 use bearer_auth::{BearerToken, Rejection};
@@ -40,13 +43,33 @@ pub(crate) struct TestDb {
     url: String,
 }
 
-/// Runs `test` on a fresh database of `kind`, or says it was skipped.
+/// Runs `test` on a fresh database of `kind`, or says it was skipped. The database is
+/// dropped even when the test fails.
 pub(crate) async fn run(kind: Kind, test: impl AsyncFnOnce(&TestDb)) {
     let Some(db) = TestDb::new(kind).await else {
         return;
     };
-    test(&db).await;
+    let outcome = CatchUnwind(Box::pin(test(&db))).await;
     db.finish().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// A future's panic, caught as an `Err`.
+struct CatchUnwind<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn std::any::Any + Send>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
 }
 
 /// Generates, for each test function `f(&TestDb)`, a module `f` with one test per
