@@ -310,7 +310,10 @@ async fn only_the_challenge_route_accepts_a_pending_second_factor() {
     assert_eq!(answer.0, 200);
 
     // Once the second factor is passed, the key works everywhere.
-    assert!(keys.store.confirm_second_factor(keys.pending.id));
+    assert!(
+        keys.store
+            .confirm_second_factor(&"pending".to_owned(), keys.pending.id)
+    );
     let answer =
         read(test::call_service(&app, with_key("/rows", &keys.pending).to_request()).await).await;
     assert_eq!(answer.0, 200);

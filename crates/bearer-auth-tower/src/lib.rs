@@ -63,7 +63,7 @@
 //! assert_eq!(response.status(), StatusCode::OK);
 //!
 //! // Revoked: 401 at once.
-//! store.revoke(issued.id());
+//! store.revoke(&"alice".to_owned(), issued.id());
 //! let request = Request::get("/v1/auth/user")
 //!     .header(AUTHORIZATION, format!("Bearer {}", issued.plain_text_token().as_str()))
 //!     .body(Body::empty())

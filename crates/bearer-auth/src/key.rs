@@ -236,6 +236,64 @@ impl fmt::Debug for PlainTextToken {
 
 impl ZeroizeOnDrop for PlainTextToken {}
 
+/// A key's secret before the key has an id: `{prefix}{40 random}{crc32b}`.
+///
+/// A database gives a key its id when the row is inserted, after the secret and its
+/// digest exist: draw the secret with [`KeyGenerator::generate_secret`], store its
+/// [`hash`](Self::hash), then make the token with [`into_token`](Self::into_token) once
+/// the id is known.
+///
+/// `Debug` is redacted, there is no `Display`, and the memory is zeroed on drop.
+///
+/// ```
+/// use bearer_auth::KeyGenerator;
+///
+/// let secret = KeyGenerator::new().generate_secret().unwrap();
+/// let digest = secret.hash(); // what the store keeps
+/// let id = 42; // given by the store
+/// let token = secret.into_token(id);
+/// assert!(token.as_str().starts_with("42|"));
+/// assert_eq!(token.hash(), digest);
+/// ```
+pub struct TokenSecret {
+    secret: Zeroizing<String>,
+}
+
+impl TokenSecret {
+    /// The secret: the part of the token after `|`.
+    pub fn as_str(&self) -> &str {
+        &self.secret
+    }
+
+    /// Its digest, as stored.
+    pub fn hash(&self) -> TokenHash {
+        TokenHash::of(&self.secret)
+    }
+
+    /// The plain text token of the key `id`: `{id}|{secret}`. The secret is written
+    /// once, into the token's own zeroized buffer; this value is zeroed as it is dropped.
+    pub fn into_token(self, id: u64) -> PlainTextToken {
+        let id = id.to_string();
+        let mut token = Zeroizing::new(String::with_capacity(id.len() + 1 + self.secret.len()));
+        token.push_str(&id);
+        token.push('|');
+        let secret_start = token.len();
+        token.push_str(&self.secret);
+        PlainTextToken {
+            token,
+            secret_start,
+        }
+    }
+}
+
+impl fmt::Debug for TokenSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenSecret(******)")
+    }
+}
+
+impl ZeroizeOnDrop for TokenSecret {}
+
 /// Issues Sanctum-format keys.
 ///
 /// ```
@@ -278,26 +336,26 @@ impl KeyGenerator {
         &self.prefix
     }
 
-    /// A new plain text token for the key `id`.
-    pub fn generate(&self, id: u64) -> Result<PlainTextToken, KeyError> {
+    /// A new secret, `{prefix}{40 random}{crc32b}`, for a key whose id is not known yet
+    /// (see [`TokenSecret`]).
+    pub fn generate_secret(&self) -> Result<TokenSecret, KeyError> {
         let mut entropy = Zeroizing::new([0_u8; ENTROPY_LEN]);
         random_alphanumeric(&mut entropy[..])?;
         let checksum = crc32fast::hash(&entropy[..]);
-        let id = id.to_string();
-        let mut token = Zeroizing::new(String::with_capacity(
-            id.len() + 1 + self.prefix.len() + ENTROPY_LEN + CHECKSUM_LEN,
+        let mut secret = Zeroizing::new(String::with_capacity(
+            self.prefix.len() + ENTROPY_LEN + CHECKSUM_LEN,
         ));
-        token.push_str(&id);
-        token.push('|');
-        let secret_start = token.len();
-        token.push_str(&self.prefix);
-        token.extend(entropy.iter().map(|&b| char::from(b)));
-        // Written into the zeroized token itself: no other copy of the checksum text.
-        token.extend(hex8(checksum).iter().map(|&b| char::from(b)));
-        Ok(PlainTextToken {
-            token,
-            secret_start,
-        })
+        secret.push_str(&self.prefix);
+        secret.extend(entropy.iter().map(|&b| char::from(b)));
+        // Written into the zeroized secret itself: no other copy of the checksum text.
+        secret.extend(hex8(checksum).iter().map(|&b| char::from(b)));
+        Ok(TokenSecret { secret })
+    }
+
+    /// A new plain text token for the key `id`: [`generate_secret`](Self::generate_secret)
+    /// then [`TokenSecret::into_token`].
+    pub fn generate(&self, id: u64) -> Result<PlainTextToken, KeyError> {
+        Ok(self.generate_secret()?.into_token(id))
     }
 
     /// Whether `secret` (the part after `|`) is this generator's prefix, 40 alphanumeric
@@ -472,6 +530,26 @@ mod tests {
         assert_eq!(token.hash(), TokenHash::of(secret));
         // A generated token parses as a Bearer token.
         assert!(crate::BearerToken::from_token(token.as_str()).is_ok());
+    }
+
+    #[test]
+    fn secret_is_made_before_the_id_and_keeps_its_digest() {
+        let generator = KeyGenerator::with_prefix("ph_").unwrap();
+        let secret = generator.generate_secret().unwrap();
+        assert_eq!(secret.as_str().len(), 3 + 48);
+        assert!(generator.checksum_matches(secret.as_str()));
+        assert_eq!(format!("{secret:?}"), "TokenSecret(******)");
+        let copy = secret.as_str().to_owned();
+        let digest = secret.hash();
+        let token = secret.into_token(18_446_744_073_709_551_615);
+        assert_eq!(
+            token.as_str(),
+            format!("18446744073709551615|{copy}").as_str()
+        );
+        assert_eq!(token.secret(), copy);
+        assert_eq!(token.hash(), digest);
+        // No reallocation: the buffer was sized for the whole token at once.
+        assert_eq!(token.token.capacity(), token.as_str().len());
     }
 
     #[test]

@@ -16,8 +16,12 @@
 //!   authentication, abilities, a pending second factor), shared by the adapters;
 //! - [`KeyGenerator`], [`TokenHash`], [`TokenParts`]: Sanctum-format keys
 //!   (`{id}|{prefix}{40 random}{crc32b}`), stored only as SHA-256;
-//! - [`MemoryStore`]: keys in memory with create, regenerate, revoke and list, and its
-//!   verifier.
+//! - [`TokenStore`]: what an account API does with keys (create, list, get, regenerate,
+//!   revoke, revoke all, pass the second factor, prune), every operation scoped by owner,
+//!   with the types every store speaks in ([`NewToken`], [`IssuedToken`], [`TokenInfo`],
+//!   [`AccessToken`], [`StoreError`]);
+//! - [`MemoryStore`]: keys in memory, a [`TokenStore`] and its verifier. Keys that
+//!   survive a restart and are shared by several instances: `bearer-auth-sqlx`.
 //!
 //! # Example
 //!
@@ -37,8 +41,8 @@
 //! let principal = auth.authenticate([header.as_bytes()]).await.unwrap().unwrap();
 //! assert_eq!(principal.owner(), "alice");
 //!
-//! // Revoked: refused at once, with the documented 401.
-//! store.revoke(issued.id());
+//! // Revoked by its owner: refused at once, with the documented 401.
+//! assert!(store.revoke(&"alice".to_owned(), issued.id()));
 //! let rejection = auth.authenticate([header.as_bytes()]).await.unwrap_err();
 //! assert!(matches!(rejection, Rejection::InvalidToken(_)));
 //! let response: http::Response<bytes::Bytes> = auth.respond(&rejection);
@@ -80,21 +84,24 @@ mod memory;
 mod parse;
 mod principal;
 mod rejection;
+mod store;
 mod verifier;
 
 pub use authenticator::{Authenticator, Policy};
 pub use extension::{MISSING_LAYER_BODY, Unauthenticated, missing_layer_response};
 pub use key::{
     CHECKSUM_LEN, ENTROPY_LEN, KeyError, KeyGenerator, PlainTextToken, TokenHash, TokenParts,
+    TokenSecret,
 };
-pub use memory::{
-    AccessToken, IssuedToken, MemoryStore, MemoryStoreBuilder, NewToken, StoreError, TokenInfo,
-};
+pub use memory::{MemoryStore, MemoryStoreBuilder};
 pub use parse::{BearerToken, ParseError};
 pub use principal::{Abilities, Principal};
 pub use rejection::{
     BoxError, Challenge, InvalidRealm, InvalidReason, MISSING_ABILITY_BODY, Rejection,
     SECOND_FACTOR_BODY, UNAUTHENTICATED_BODY, UNAVAILABLE_BODY,
+};
+pub use store::{
+    AccessToken, IssuedToken, NewToken, NewTokenParts, StoreError, TokenInfo, TokenStore,
 };
 pub use verifier::{TokenVerifier, VerifierFn, verifier_fn};
 

@@ -2,6 +2,7 @@
 
 use std::{
     fmt,
+    hash::Hash,
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -14,8 +15,9 @@ use dashmap::{DashMap, Entry};
 use subtle::{Choice, ConstantTimeEq};
 
 use crate::{
-    Abilities, BearerToken, InvalidReason, KeyError, KeyGenerator, PlainTextToken, Principal,
-    Rejection, TokenHash, TokenParts, TokenVerifier,
+    AccessToken, BearerToken, InvalidReason, IssuedToken, KeyError, KeyGenerator, NewToken,
+    Rejection, StoreError, TokenHash, TokenInfo, TokenParts, TokenSecret, TokenStore,
+    TokenVerifier, store::to_ms,
 };
 
 /// `expires_at` of a key that never expires.
@@ -29,8 +31,13 @@ const NEVER: u64 = u64::MAX;
 /// id before the `|` must match. A wrong secret with a known id and any secret with an
 /// unknown id thus take the very same path: an index lookup that misses. The maps are
 /// sharded, so verifying takes no lock over the whole store and costs about the same
-/// however many keys there are. `last_used_at` is an atomic per key, written at most once
-/// a second.
+/// however many keys there are. An index by owner lists one owner's keys without looking
+/// at anyone else's. `last_used_at` is an atomic per key, written at most once a second.
+///
+/// The store implements [`TokenStore`], the interface an account API is written against,
+/// and [`TokenVerifier`]. Since it never waits, it also has the same operations as plain
+/// methods (the compiler picks them over the trait's when the type is known): they return
+/// `bool` and `Option` where the trait returns [`StoreError::NotFound`].
 ///
 /// ```
 /// use bearer_auth::{BearerToken, MemoryStore, NewToken, TokenVerifier};
@@ -50,7 +57,9 @@ const NEVER: u64 = u64::MAX;
 /// assert_eq!(*principal.owner(), 42);
 /// assert!(principal.abilities().can("servers:write"));
 ///
-/// store.revoke(issued.id());
+/// // Another owner cannot revoke it; its owner can.
+/// assert!(!store.revoke(&7, issued.id()));
+/// assert!(store.revoke(&42, issued.id()));
 /// assert_eq!(store.verify(&token).await.unwrap_err().status(), 401);
 /// # }
 /// ```
@@ -66,8 +75,10 @@ struct Inner<O> {
     by_prefix: DashMap<u64, Option<Box<Key<O>>>>,
     /// Each key's id, to its digest prefix: for the operations by id. Lock order: an
     /// entry of `by_id` may be held while `by_prefix` is used, never the other way
-    /// round.
+    /// round. `by_owner` is used with no other entry held.
     by_id: DashMap<u64, u64>,
+    /// The ids of each owner's keys: to list them without reading anyone else's.
+    by_owner: DashMap<O, OwnedIds>,
     next_id: AtomicU64,
     keys: KeyGenerator,
     /// Sanctum's `expiration`: keys older than this are refused. In milliseconds.
@@ -81,7 +92,7 @@ struct Key<O> {
     digest_rest: [u64; 3],
     owner: O,
     name: Box<str>,
-    abilities: Abilities,
+    abilities: crate::Abilities,
     /// Unix milliseconds.
     created_at: u64,
     /// Unix milliseconds, or [`NEVER`].
@@ -89,6 +100,39 @@ struct Key<O> {
     /// Unix milliseconds, 0 when never used.
     last_used_at: AtomicU64,
     second_factor_pending: AtomicBool,
+}
+
+/// One owner's key ids. Most owners have one key: it is kept inline.
+enum OwnedIds {
+    One(u64),
+    Many(Vec<u64>),
+}
+
+impl OwnedIds {
+    fn push(&mut self, id: u64) {
+        match self {
+            Self::One(first) => *self = Self::Many(vec![*first, id]),
+            Self::Many(ids) => ids.push(id),
+        }
+    }
+
+    /// Removes `id`; whether none is left.
+    fn remove(&mut self, id: u64) -> bool {
+        match self {
+            Self::One(only) => *only == id,
+            Self::Many(ids) => {
+                ids.retain(|&i| i != id);
+                ids.is_empty()
+            }
+        }
+    }
+
+    fn to_vec(&self) -> Vec<u64> {
+        match self {
+            Self::One(id) => vec![*id],
+            Self::Many(ids) => ids.clone(),
+        }
+    }
 }
 
 impl<O> Clone for MemoryStore<O> {
@@ -109,7 +153,7 @@ impl<O> fmt::Debug for MemoryStore<O> {
     }
 }
 
-impl<O: Clone + Send + Sync + 'static> Default for MemoryStore<O> {
+impl<O: Clone + Eq + Hash + Send + Sync + 'static> Default for MemoryStore<O> {
     fn default() -> Self {
         Self::new()
     }
@@ -142,193 +186,17 @@ impl MemoryStoreBuilder {
     }
 
     /// The store.
-    pub fn build<O: Clone + Send + Sync + 'static>(self) -> MemoryStore<O> {
+    pub fn build<O: Clone + Eq + Hash + Send + Sync + 'static>(self) -> MemoryStore<O> {
         MemoryStore {
             inner: Arc::new(Inner {
                 by_id: DashMap::new(),
                 by_prefix: DashMap::new(),
+                by_owner: DashMap::new(),
                 next_id: AtomicU64::new(1),
                 keys: self.keys,
-                max_age: self
-                    .max_age
-                    .map(|d| u64::try_from(d.as_millis()).unwrap_or(NEVER)),
+                max_age: self.max_age.map(duration_ms),
             }),
         }
-    }
-}
-
-/// What to create: owner, name, and optionally abilities, expiry and a pending second
-/// factor. Abilities default to `["*"]`, as in Sanctum.
-#[derive(Debug, Clone)]
-pub struct NewToken<O> {
-    owner: O,
-    name: Box<str>,
-    abilities: Abilities,
-    expires_at: Option<SystemTime>,
-    second_factor_pending: bool,
-}
-
-impl<O> NewToken<O> {
-    /// A key for `owner`, named `name` (a label for its owner, such as "CI").
-    pub fn new(owner: O, name: impl Into<Box<str>>) -> Self {
-        Self {
-            owner,
-            name: name.into(),
-            abilities: Abilities::all(),
-            expires_at: None,
-            second_factor_pending: false,
-        }
-    }
-
-    /// The key's abilities (instead of `["*"]`).
-    pub fn abilities<I, S>(mut self, abilities: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<Box<str>>,
-    {
-        self.abilities = Abilities::new(abilities);
-        self
-    }
-
-    /// The key expires at `at`.
-    pub fn expires_at(mut self, at: SystemTime) -> Self {
-        self.expires_at = Some(at);
-        self
-    }
-
-    /// The key expires `ttl` from now.
-    pub fn expires_in(self, ttl: Duration) -> Self {
-        let at = SystemTime::now()
-            .checked_add(ttl)
-            .unwrap_or(UNIX_EPOCH + Duration::from_millis(NEVER));
-        self.expires_at(at)
-    }
-
-    /// Whether the key waits for a second factor before it is fully usable.
-    pub fn second_factor_pending(mut self, pending: bool) -> Self {
-        self.second_factor_pending = pending;
-        self
-    }
-}
-
-/// A key just created or regenerated: its id and its plain text token, shown this once.
-#[derive(Debug)]
-pub struct IssuedToken {
-    id: u64,
-    token: PlainTextToken,
-}
-
-impl IssuedToken {
-    /// The key's id.
-    pub fn id(&self) -> u64 {
-        self.id
-    }
-
-    /// The token to hand to the client (`plain_text_token` in the API).
-    pub fn plain_text_token(&self) -> &PlainTextToken {
-        &self.token
-    }
-
-    /// The token, consuming the value.
-    pub fn into_plain_text_token(self) -> PlainTextToken {
-        self.token
-    }
-}
-
-/// What a store tells about a key: never its secret or its digest.
-#[non_exhaustive]
-#[derive(Debug, Clone)]
-pub struct TokenInfo<O> {
-    /// The key's id.
-    pub id: u64,
-    /// Whom the key belongs to.
-    pub owner: O,
-    /// Its label.
-    pub name: Box<str>,
-    /// Its abilities.
-    pub abilities: Abilities,
-    /// When it was created (or last regenerated).
-    pub created_at: SystemTime,
-    /// When it expires, if ever.
-    pub expires_at: Option<SystemTime>,
-    /// When it was last used, to the second.
-    pub last_used_at: Option<SystemTime>,
-    /// Whether its second factor is still pending.
-    pub second_factor_pending: bool,
-}
-
-/// The principal of a key from a [`MemoryStore`].
-#[derive(Debug, Clone)]
-pub struct AccessToken<O> {
-    id: u64,
-    owner: O,
-    abilities: Abilities,
-    second_factor_pending: bool,
-}
-
-impl<O> AccessToken<O> {
-    /// The key's id.
-    pub fn id(&self) -> u64 {
-        self.id
-    }
-
-    /// Whom the key belongs to.
-    pub fn owner(&self) -> &O {
-        &self.owner
-    }
-
-    /// The key's abilities.
-    pub fn abilities(&self) -> &Abilities {
-        &self.abilities
-    }
-
-    /// Whether the key's second factor is still pending.
-    pub fn is_second_factor_pending(&self) -> bool {
-        self.second_factor_pending
-    }
-}
-
-impl<O: Clone + Send + Sync + 'static> Principal for AccessToken<O> {
-    fn has_ability(&self, ability: &str) -> bool {
-        self.abilities.can(ability)
-    }
-
-    fn second_factor_pending(&self) -> bool {
-        self.second_factor_pending
-    }
-}
-
-/// Why a store operation failed.
-#[non_exhaustive]
-#[derive(Debug)]
-pub enum StoreError {
-    /// No key has this id.
-    NotFound(u64),
-    /// A new key could not be issued.
-    Key(KeyError),
-}
-
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::NotFound(id) => write!(f, "no key with id {id}"),
-            Self::Key(e) => write!(f, "cannot issue a key: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for StoreError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Key(e) => Some(e),
-            Self::NotFound(_) => None,
-        }
-    }
-}
-
-impl From<KeyError> for StoreError {
-    fn from(e: KeyError) -> Self {
-        Self::Key(e)
     }
 }
 
@@ -351,7 +219,7 @@ impl MemoryStore {
     }
 }
 
-impl<O: Clone + Send + Sync + 'static> MemoryStore<O> {
+impl<O: Clone + Eq + Hash + Send + Sync + 'static> MemoryStore<O> {
     /// An empty store issuing keys without a prefix, with no maximum age.
     pub fn new() -> Self {
         MemoryStoreBuilder::default().build()
@@ -359,12 +227,12 @@ impl<O: Clone + Send + Sync + 'static> MemoryStore<O> {
 
     /// Creates a key and returns its plain text token, the only time it is shown.
     pub fn create(&self, new: NewToken<O>) -> Result<IssuedToken, KeyError> {
+        let (secret, hash) = self.reserve()?;
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let (token, hash) = self.reserve(id)?;
         let key = Key {
             id,
             digest_rest: rest(&hash),
-            owner: new.owner,
+            owner: new.owner.clone(),
             name: new.name,
             abilities: new.abilities,
             created_at: now_ms(),
@@ -374,18 +242,24 @@ impl<O: Clone + Send + Sync + 'static> MemoryStore<O> {
         };
         self.fill(&hash, Box::new(key));
         self.inner.by_id.insert(id, prefix(&hash));
-        Ok(IssuedToken { id, token })
+        match self.inner.by_owner.entry(new.owner) {
+            Entry::Occupied(mut ids) => ids.get_mut().push(id),
+            Entry::Vacant(slot) => {
+                slot.insert(OwnedIds::One(id));
+            }
+        }
+        Ok(IssuedToken::new(id, secret.into_token(id)))
     }
 
-    /// Draws a secret for the key `id` whose digest prefix no other key has, and
-    /// reserves that prefix (an empty slot, which no token matches) for it.
-    fn reserve(&self, id: u64) -> Result<(PlainTextToken, TokenHash), KeyError> {
+    /// Draws a secret whose digest prefix no other key has, and reserves that prefix (an
+    /// empty slot, which no token matches) for it.
+    fn reserve(&self) -> Result<(TokenSecret, TokenHash), KeyError> {
         loop {
-            let token = self.inner.keys.generate(id)?;
-            let hash = token.hash();
+            let secret = self.inner.keys.generate_secret()?;
+            let hash = secret.hash();
             if let Entry::Vacant(slot) = self.inner.by_prefix.entry(prefix(&hash)) {
                 slot.insert(None);
-                return Ok((token, hash));
+                return Ok((secret, hash));
             }
         }
     }
@@ -397,17 +271,26 @@ impl<O: Clone + Send + Sync + 'static> MemoryStore<O> {
         }
     }
 
-    /// Gives the key a new secret and returns it. The old token is refused from this
-    /// moment. The key keeps its id, owner, name, abilities, expiry and second-factor
-    /// state; its creation time restarts (for the maximum age) and it counts as unused.
-    pub fn regenerate(&self, id: u64) -> Result<IssuedToken, StoreError> {
+    /// Gives the key `id` of `owner` a new secret and returns it. The old token is
+    /// refused from this moment. The key keeps its id, owner, name, abilities, expiry and
+    /// second-factor state; its creation time restarts (for the maximum age) and it
+    /// counts as unused. [`StoreError::NotFound`] if `owner` has no such key.
+    pub fn regenerate(&self, owner: &O, id: u64) -> Result<IssuedToken, StoreError> {
         // Held to the end: no other operation on this id runs meanwhile.
         let mut current = self
             .inner
             .by_id
             .get_mut(&id)
             .ok_or(StoreError::NotFound(id))?;
-        let (token, hash) = self.reserve(id)?;
+        let owned = self
+            .inner
+            .by_prefix
+            .get(&*current)
+            .is_some_and(|slot| slot.as_deref().is_some_and(|key| key.owner == *owner));
+        if !owned {
+            return Err(StoreError::NotFound(id));
+        }
+        let (secret, hash) = self.reserve()?;
         let Some(mut key) = self
             .inner
             .by_prefix
@@ -423,31 +306,119 @@ impl<O: Clone + Send + Sync + 'static> MemoryStore<O> {
         key.last_used_at.store(0, Ordering::Relaxed);
         self.fill(&hash, key);
         *current = prefix(&hash);
-        Ok(IssuedToken { id, token })
+        Ok(IssuedToken::new(id, secret.into_token(id)))
     }
 
-    /// Deletes the key; its token is refused from this moment. `false` if there was none.
-    pub fn revoke(&self, id: u64) -> bool {
-        match self.inner.by_id.remove(&id) {
-            Some((_, at)) => {
-                self.inner.by_prefix.remove(&at);
+    /// Deletes the key `id` of `owner`; its token is refused from this moment. `false`
+    /// if `owner` has no such key.
+    pub fn revoke(&self, owner: &O, id: u64) -> bool {
+        self.remove_where(id, |key| key.owner == *owner)
+    }
+
+    /// Deletes every key of `owner`; how many there were.
+    pub fn revoke_all(&self, owner: &O) -> usize {
+        let Some((_, ids)) = self.inner.by_owner.remove(owner) else {
+            return 0;
+        };
+        ids.to_vec()
+            .into_iter()
+            .filter(|&id| self.take_where(id, |key| key.owner == *owner).is_some())
+            .count()
+    }
+
+    /// Records that the key `id` of `owner` passed its second factor. `false` if `owner`
+    /// has no such key.
+    pub fn confirm_second_factor(&self, owner: &O, id: u64) -> bool {
+        self.with_key(id, |key| {
+            let mine = key.owner == *owner;
+            if mine {
+                key.second_factor_pending.store(false, Ordering::Release);
+            }
+            mine
+        })
+        .unwrap_or(false)
+    }
+
+    /// What the store knows of the key `id` of `owner`.
+    pub fn get(&self, owner: &O, id: u64) -> Option<TokenInfo<O>> {
+        self.with_key(id, |key| (key.owner == *owner).then(|| info(key)))
+            .flatten()
+    }
+
+    /// The keys of `owner`, by id. Reads only that owner's keys.
+    pub fn list(&self, owner: &O) -> Vec<TokenInfo<O>> {
+        let ids = match self.inner.by_owner.get(owner) {
+            Some(ids) => ids.to_vec(),
+            None => return Vec::new(),
+        };
+        let mut mine: Vec<_> = ids
+            .into_iter()
+            .filter_map(|id| self.get(owner, id))
+            .collect();
+        mine.sort_by_key(|i| i.id);
+        mine
+    }
+
+    /// Deletes the keys expired for longer than `older_than`: those whose `expires_at` is
+    /// more than `older_than` in the past and, with a [maximum
+    /// age](MemoryStoreBuilder::max_age), those created more than the maximum age plus
+    /// `older_than` ago (Sanctum's `sanctum:prune-expired --hours`). How many were
+    /// deleted. Reads every key: call it from time to time, not per request.
+    pub fn prune_expired(&self, older_than: Duration) -> usize {
+        let now = now_ms();
+        let grace = duration_ms(older_than);
+        let max_age = self.inner.max_age;
+        let doomed = |key: &Key<O>| {
+            let expired = key.expires_at != NEVER && key.expires_at.saturating_add(grace) < now;
+            let too_old = max_age
+                .is_some_and(|max| key.created_at.saturating_add(max).saturating_add(grace) < now);
+            expired || too_old
+        };
+        let candidates: Vec<u64> = self
+            .inner
+            .by_prefix
+            .iter()
+            .filter_map(|slot| slot.value().as_deref().filter(|k| doomed(k)).map(|k| k.id))
+            .collect();
+        candidates
+            .into_iter()
+            // Checked again under the key's lock: it may have been regenerated meanwhile.
+            .filter(|&id| self.remove_where(id, doomed))
+            .count()
+    }
+
+    /// Deletes the key `id` if `condition` holds for it, and drops it from its owner's
+    /// index; whether it did.
+    fn remove_where(&self, id: u64, condition: impl FnOnce(&Key<O>) -> bool) -> bool {
+        match self.take_where(id, condition) {
+            Some(owner) => {
+                self.inner
+                    .by_owner
+                    .remove_if_mut(&owner, |_, ids| ids.remove(id));
                 true
             }
             None => false,
         }
     }
 
-    /// Records that the key's second factor was passed. `false` if there is no such key.
-    pub fn confirm_second_factor(&self, id: u64) -> bool {
-        self.with_key(id, |key| {
-            key.second_factor_pending.store(false, Ordering::Release);
-        })
-        .is_some()
-    }
-
-    /// What the store knows of one key.
-    pub fn get(&self, id: u64) -> Option<TokenInfo<O>> {
-        self.with_key(id, info)
+    /// Deletes the key `id` if `condition` holds for it, leaving the owner index alone;
+    /// its owner if it did.
+    fn take_where(&self, id: u64, condition: impl FnOnce(&Key<O>) -> bool) -> Option<O> {
+        // Held while the key is read and removed: no other operation on this id meanwhile.
+        let Entry::Occupied(at) = self.inner.by_id.entry(id) else {
+            return None;
+        };
+        let owner = {
+            let slot = self.inner.by_prefix.get(at.get())?;
+            let key = slot.as_deref()?;
+            if !condition(key) {
+                return None;
+            }
+            key.owner.clone()
+        };
+        let (_, at) = at.remove_entry();
+        self.inner.by_prefix.remove(&at);
+        Some(owner)
     }
 
     /// Runs `f` on the key `id`, if there is one.
@@ -456,38 +427,6 @@ impl<O: Clone + Send + Sync + 'static> MemoryStore<O> {
         let at = self.inner.by_id.get(&id)?;
         let slot = self.inner.by_prefix.get(&*at)?;
         slot.as_deref().map(f)
-    }
-
-    /// Every key, by id.
-    pub fn list(&self) -> Vec<TokenInfo<O>> {
-        let mut all: Vec<_> = self
-            .inner
-            .by_prefix
-            .iter()
-            .filter_map(|slot| slot.value().as_deref().map(info))
-            .collect();
-        all.sort_by_key(|i| i.id);
-        all
-    }
-
-    /// The keys of one owner, by id.
-    pub fn list_for(&self, owner: &O) -> Vec<TokenInfo<O>>
-    where
-        O: PartialEq,
-    {
-        let mut mine: Vec<_> = self
-            .inner
-            .by_prefix
-            .iter()
-            .filter_map(|slot| {
-                slot.value()
-                    .as_deref()
-                    .filter(|key| key.owner == *owner)
-                    .map(info)
-            })
-            .collect();
-        mine.sort_by_key(|i| i.id);
-        mine
     }
 
     /// How many keys there are.
@@ -529,17 +468,17 @@ impl<O: Clone + Send + Sync + 'static> MemoryStore<O> {
         if entry.last_used_at.load(Ordering::Relaxed) / 1000 != now / 1000 {
             entry.last_used_at.store(now, Ordering::Relaxed);
         }
-        Ok(AccessToken {
+        Ok(AccessToken::new(
             id,
-            owner: entry.owner.clone(),
-            abilities: entry.abilities.clone(),
-            second_factor_pending: entry.second_factor_pending.load(Ordering::Acquire),
-        })
+            entry.owner.clone(),
+            entry.abilities.clone(),
+            entry.second_factor_pending.load(Ordering::Acquire),
+        ))
     }
 }
 
 #[async_trait]
-impl<O: Clone + Send + Sync + 'static> TokenVerifier for MemoryStore<O> {
+impl<O: Clone + Eq + Hash + Send + Sync + 'static> TokenVerifier for MemoryStore<O> {
     type Principal = AccessToken<O>;
 
     async fn verify(&self, token: &BearerToken) -> Result<AccessToken<O>, Rejection> {
@@ -552,18 +491,68 @@ impl<O: Clone + Send + Sync + 'static> TokenVerifier for MemoryStore<O> {
     }
 }
 
+#[async_trait]
+impl<O: Clone + Eq + Hash + Send + Sync + 'static> TokenStore for MemoryStore<O> {
+    type Owner = O;
+
+    async fn create(&self, new: NewToken<O>) -> Result<IssuedToken, StoreError> {
+        Ok(Self::create(self, new)?)
+    }
+
+    async fn list(&self, owner: &O) -> Result<Vec<TokenInfo<O>>, StoreError> {
+        Ok(Self::list(self, owner))
+    }
+
+    async fn get(&self, owner: &O, id: u64) -> Result<TokenInfo<O>, StoreError> {
+        Self::get(self, owner, id).ok_or(StoreError::NotFound(id))
+    }
+
+    async fn regenerate(&self, owner: &O, id: u64) -> Result<IssuedToken, StoreError> {
+        Self::regenerate(self, owner, id)
+    }
+
+    async fn revoke(&self, owner: &O, id: u64) -> Result<(), StoreError> {
+        found(Self::revoke(self, owner, id), id)
+    }
+
+    async fn revoke_all(&self, owner: &O) -> Result<u64, StoreError> {
+        Ok(count(Self::revoke_all(self, owner)))
+    }
+
+    async fn confirm_second_factor(&self, owner: &O, id: u64) -> Result<(), StoreError> {
+        found(Self::confirm_second_factor(self, owner, id), id)
+    }
+
+    async fn prune_expired(&self, older_than: Duration) -> Result<u64, StoreError> {
+        Ok(count(Self::prune_expired(self, older_than)))
+    }
+}
+
+fn found(yes: bool, id: u64) -> Result<(), StoreError> {
+    if yes {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound(id))
+    }
+}
+
+fn count(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
 fn info<O: Clone>(e: &Key<O>) -> TokenInfo<O> {
     let last_used = e.last_used_at.load(Ordering::Relaxed);
-    TokenInfo {
-        id: e.id,
-        owner: e.owner.clone(),
-        name: e.name.clone(),
-        abilities: e.abilities.clone(),
-        created_at: from_ms(e.created_at),
-        expires_at: (e.expires_at != NEVER).then(|| from_ms(e.expires_at)),
-        last_used_at: (last_used != 0).then(|| from_ms(last_used)),
-        second_factor_pending: e.second_factor_pending.load(Ordering::Acquire),
-    }
+    let mut info = TokenInfo::new(
+        e.id,
+        e.owner.clone(),
+        e.name.clone(),
+        e.abilities.clone(),
+        from_ms(e.created_at),
+    );
+    info.expires_at = (e.expires_at != NEVER).then(|| from_ms(e.expires_at));
+    info.last_used_at = (last_used != 0).then(|| from_ms(last_used));
+    info.second_factor_pending = e.second_factor_pending.load(Ordering::Acquire);
+    info
 }
 
 /// The index key of a digest: its first 8 bytes.
@@ -577,9 +566,8 @@ fn rest(hash: &TokenHash) -> [u64; 3] {
     crate::key::words(&hash.as_bytes()[8..])
 }
 
-fn to_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(NEVER))
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(NEVER)
 }
 
 fn from_ms(ms: u64) -> SystemTime {
@@ -704,8 +692,9 @@ mod tests {
         let s = store();
         let issued = s.create(NewToken::new("a".into(), "k")).unwrap();
         let plain = issued.plain_text_token().as_str().to_owned();
-        assert!(s.revoke(issued.id()));
-        assert!(!s.revoke(issued.id()));
+        assert!(!s.revoke(&"b".into(), issued.id()));
+        assert!(s.revoke(&"a".into(), issued.id()));
+        assert!(!s.revoke(&"a".into(), issued.id()));
         assert_eq!(reason(s.verify(&bearer(&plain)).await), "unknown");
         assert_eq!(
             reason(s.verify(&bearer(issued.plain_text_token().secret())).await),
@@ -718,7 +707,11 @@ mod tests {
     async fn regenerated_key_refuses_the_old_token() {
         let s = store();
         let old = s.create(NewToken::new("a".into(), "k")).unwrap();
-        let new = s.regenerate(old.id()).unwrap();
+        assert!(matches!(
+            s.regenerate(&"b".into(), old.id()),
+            Err(StoreError::NotFound(_))
+        ));
+        let new = s.regenerate(&"a".into(), old.id()).unwrap();
         assert_eq!(new.id(), old.id());
         assert_ne!(
             new.plain_text_token().as_str(),
@@ -741,7 +734,7 @@ mod tests {
             "ok"
         );
         assert!(matches!(
-            s.regenerate(12345),
+            s.regenerate(&"a".into(), 12345),
             Err(StoreError::NotFound(12345))
         ));
     }
@@ -760,32 +753,139 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(refused, Rejection::SecondFactorRequired));
-        assert!(s.confirm_second_factor(issued.id()));
+        // Another owner cannot pass it.
+        assert!(!s.confirm_second_factor(&"b".into(), issued.id()));
+        assert!(s.verify(&t).await.unwrap().is_second_factor_pending());
+        assert!(s.confirm_second_factor(&"a".into(), issued.id()));
         assert!(!s.verify(&t).await.unwrap().is_second_factor_pending());
-        assert!(!s.confirm_second_factor(999));
+        assert!(!s.confirm_second_factor(&"a".into(), 999));
     }
 
     #[tokio::test]
     async fn list_shows_metadata_never_secrets() {
         let s = store();
         let a = s.create(NewToken::new("alice".into(), "one")).unwrap();
-        let _b = s.create(NewToken::new("bob".into(), "two")).unwrap();
-        let all = s.list();
+        let b = s.create(NewToken::new("bob".into(), "two")).unwrap();
+        let a2 = s.create(NewToken::new("alice".into(), "three")).unwrap();
+        let mine = s.list(&"alice".to_owned());
         assert_eq!(
-            all.iter().map(|i| &*i.name).collect::<Vec<_>>(),
-            ["one", "two"]
+            mine.iter().map(|i| (i.id, &*i.name)).collect::<Vec<_>>(),
+            [(a.id(), "one"), (a2.id(), "three")]
         );
-        let mine = s.list_for(&"alice".to_owned());
-        assert_eq!(mine.len(), 1);
-        assert_eq!(mine[0].id, a.id());
         assert!(mine[0].last_used_at.is_none());
-        let printed = format!("{all:?}");
+        assert_eq!(s.list(&"bob".to_owned())[0].id, b.id());
+        assert!(s.list(&"carol".to_owned()).is_empty());
+        let printed = format!("{mine:?}");
         assert!(!printed.contains(a.plain_text_token().secret()));
         assert!(!printed.contains(&a.plain_text_token().hash().to_hex()));
         s.verify(&bearer(a.plain_text_token().as_str()))
             .await
             .unwrap();
-        assert!(s.get(a.id()).unwrap().last_used_at.is_some());
+        let alice = "alice".to_owned();
+        assert!(s.get(&alice, a.id()).unwrap().last_used_at.is_some());
+        // Bob's key, asked for as Alice's, does not exist.
+        assert!(s.get(&alice, b.id()).is_none());
+    }
+
+    #[tokio::test]
+    async fn revoke_all_deletes_only_that_owners_keys() {
+        let s = store();
+        let a1 = s.create(NewToken::new("alice".into(), "one")).unwrap();
+        let a2 = s.create(NewToken::new("alice".into(), "two")).unwrap();
+        let b = s.create(NewToken::new("bob".into(), "three")).unwrap();
+        assert_eq!(s.revoke_all(&"alice".into()), 2);
+        assert_eq!(s.revoke_all(&"alice".into()), 0);
+        for gone in [&a1, &a2] {
+            assert_eq!(
+                reason(s.verify(&bearer(gone.plain_text_token().as_str())).await),
+                "unknown"
+            );
+        }
+        assert_eq!(
+            reason(s.verify(&bearer(b.plain_text_token().as_str())).await),
+            "ok"
+        );
+        assert!(s.list(&"alice".into()).is_empty());
+        assert_eq!(s.len(), 1);
+        // The index keeps no entry for an owner without keys.
+        assert!(s.revoke(&"bob".into(), b.id()));
+        assert!(s.inner.by_owner.is_empty());
+    }
+
+    #[tokio::test]
+    async fn prune_expired_deletes_keys_expired_longer_than_asked() {
+        let s = store();
+        let now = SystemTime::now();
+        let long_ago = s
+            .create(NewToken::new("a".into(), "k").expires_at(now - Duration::from_secs(7200)))
+            .unwrap();
+        let recently = s
+            .create(NewToken::new("a".into(), "k").expires_at(now - Duration::from_secs(60)))
+            .unwrap();
+        let later = s
+            .create(NewToken::new("a".into(), "k").expires_at(now + Duration::from_secs(60)))
+            .unwrap();
+        let never = s.create(NewToken::new("b".into(), "k")).unwrap();
+        assert_eq!(s.prune_expired(Duration::from_secs(3600)), 1);
+        let left: Vec<_> = s.list(&"a".into()).iter().map(|i| i.id).collect();
+        assert_eq!(left, [recently.id(), later.id()]);
+        assert!(s.get(&"a".into(), long_ago.id()).is_none());
+        assert_eq!(s.prune_expired(Duration::ZERO), 1);
+        assert_eq!(s.list(&"a".into())[0].id, later.id());
+        assert_eq!(s.list(&"b".into())[0].id, never.id());
+        assert_eq!(s.len(), 2);
+    }
+
+    #[test]
+    fn prune_expired_counts_the_maximum_age_from_creation() {
+        let s: MemoryStore<String> = MemoryStore::builder()
+            .max_age(Duration::from_millis(1))
+            .build();
+        let old = s.create(NewToken::new("a".into(), "k")).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(s.prune_expired(Duration::from_secs(60)), 0);
+        assert_eq!(s.prune_expired(Duration::ZERO), 1);
+        assert!(s.get(&"a".into(), old.id()).is_none());
+        assert!(s.inner.by_owner.is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_store_trait_scopes_every_key_by_owner() {
+        let s = store();
+        let alice = "alice".to_owned();
+        let bob = "bob".to_owned();
+        let key = TokenStore::create(&s, NewToken::new(alice.clone(), "k"))
+            .await
+            .unwrap();
+        let id = key.id();
+        // To Bob, Alice's key answers exactly as a key that does not exist.
+        for other in [&bob] {
+            assert!(
+                matches!(TokenStore::get(&s, other, id).await, Err(StoreError::NotFound(i)) if i == id)
+            );
+            assert!(
+                matches!(TokenStore::revoke(&s, other, id).await, Err(StoreError::NotFound(i)) if i == id)
+            );
+            assert!(
+                matches!(TokenStore::regenerate(&s, other, id).await, Err(StoreError::NotFound(i)) if i == id)
+            );
+            assert!(matches!(
+                TokenStore::confirm_second_factor(&s, other, id).await,
+                Err(StoreError::NotFound(i)) if i == id
+            ));
+            assert_eq!(TokenStore::revoke_all(&s, other).await.unwrap(), 0);
+            assert!(TokenStore::list(&s, other).await.unwrap().is_empty());
+        }
+        assert_eq!(
+            reason(s.verify(&bearer(key.plain_text_token().as_str())).await),
+            "ok"
+        );
+        assert_eq!(TokenStore::get(&s, &alice, id).await.unwrap().id, id);
+        TokenStore::revoke(&s, &alice, id).await.unwrap();
+        assert!(matches!(
+            TokenStore::revoke(&s, &alice, id).await,
+            Err(StoreError::NotFound(_))
+        ));
     }
 
     #[tokio::test]
@@ -820,11 +920,12 @@ mod tests {
                     let token = bearer(issued.plain_text_token().as_str());
                     let p = s.verify(&token).await.unwrap();
                     assert_eq!(p.owner(), &format!("user{t}"));
+                    let owner = format!("user{t}");
                     if i % 2 == 0 {
-                        assert!(s.revoke(issued.id()));
+                        assert!(s.revoke(&owner, issued.id()));
                         assert!(s.verify(&token).await.is_err());
                     } else {
-                        let new = s.regenerate(issued.id()).unwrap();
+                        let new = s.regenerate(&owner, issued.id()).unwrap();
                         assert!(s.verify(&token).await.is_err());
                         assert!(
                             s.verify(&bearer(new.plain_text_token().as_str()))
@@ -841,8 +942,13 @@ mod tests {
         assert_eq!(s.len(), 32 * 100);
         assert_eq!(s.inner.by_prefix.len(), 32 * 100);
         assert_eq!(s.inner.by_id.len(), 32 * 100);
-        for info in s.list() {
-            assert_eq!(s.get(info.id).unwrap().id, info.id);
+        for t in 0..32 {
+            let owner = format!("user{t}");
+            let mine = s.list(&owner);
+            assert_eq!(mine.len(), 100);
+            for info in mine {
+                assert_eq!(s.get(&owner, info.id).unwrap().id, info.id);
+            }
         }
     }
 }

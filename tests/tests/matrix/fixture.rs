@@ -95,9 +95,11 @@ impl Keys {
         let pending =
             issue(NewToken::new("pending".to_owned(), "matrix").second_factor_pending(true));
         let revoked = issue(NewToken::new("revoked".to_owned(), "matrix"));
-        assert!(store.revoke(revoked.id));
+        assert!(store.revoke(&"revoked".to_owned(), revoked.id));
         let rotated_old = issue(NewToken::new("rotated".to_owned(), "matrix"));
-        let regenerated = store.regenerate(rotated_old.id).unwrap();
+        let regenerated = store
+            .regenerate(&"rotated".to_owned(), rotated_old.id)
+            .unwrap();
         let rotated_new = Key {
             id: regenerated.id(),
             token: regenerated.plain_text_token().as_str().to_owned(),

@@ -80,7 +80,7 @@ impl Keys {
                 .expires_at(SystemTime::now() - Duration::from_secs(60)),
         );
         let revoked = issue(NewToken::new("revoked".to_owned(), "t"));
-        assert!(store.revoke(revoked.id));
+        assert!(store.revoke(&"revoked".to_owned(), revoked.id));
         let pending = issue(NewToken::new("pending".to_owned(), "t").second_factor_pending(true));
         Self {
             store,

@@ -58,7 +58,7 @@ impl Keys {
         let (pending_id, pending) =
             issue(NewToken::new("dave".to_owned(), "phone").second_factor_pending(true));
         let (revoked_id, revoked) = issue(NewToken::new("erin".to_owned(), "lost"));
-        assert!(store.revoke(revoked_id));
+        assert!(store.revoke(&"erin".to_owned(), revoked_id));
         Self {
             store,
             ordinary,

@@ -127,7 +127,7 @@ async fn one_event_per_refusal_with_its_reason_and_none_otherwise() {
                 assert_eq!(events[0].level, Level::ERROR, "{name}");
                 assert_eq!(
                     events[0].field("principal"),
-                    Some("bearer_auth::memory::AccessToken<alloc::string::String>"),
+                    Some("bearer_auth::store::AccessToken<alloc::string::String>"),
                     "{name}"
                 );
             }

@@ -26,7 +26,7 @@ async fn a_key_revoked_while_serving_is_refused_at_once() {
         .send(http::Method::GET, "/v1/auth/user", &[&good])
         .await;
     assert_eq!(reply.status, 200);
-    assert!(keys.store.revoke(keys.ordinary_id));
+    assert!(keys.store.revoke(&"alice".to_owned(), keys.ordinary_id));
     let reply = server
         .send(http::Method::GET, "/v1/auth/user", &[&good])
         .await;
