@@ -383,7 +383,11 @@ mod tests {
         assert_eq!(e.decrypt(&tagged).unwrap_err(), DecryptError::Payload);
 
         for junk in ["", "!!!", "e30=", "bnVsbA=="] {
-            assert_eq!(e.decrypt(junk).unwrap_err(), DecryptError::Payload, "{junk}");
+            assert_eq!(
+                e.decrypt(junk).unwrap_err(),
+                DecryptError::Payload,
+                "{junk}"
+            );
         }
     }
 
@@ -394,7 +398,9 @@ mod tests {
         let row: serde_json::Value =
             serde_json::from_str(include_str!("testdata/fortify_row.json")).unwrap();
         let e = Encrypter::from_app_key(row["app_key"].as_str().unwrap()).unwrap();
-        let secret = e.decrypt(row["two_factor_secret"].as_str().unwrap()).unwrap();
+        let secret = e
+            .decrypt(row["two_factor_secret"].as_str().unwrap())
+            .unwrap();
         assert_eq!(secret.as_str(), "JBSWY3DPEHPK3PXP");
         let codes = e
             .decrypt(row["two_factor_recovery_codes"].as_str().unwrap())

@@ -205,10 +205,8 @@ pub fn engine_of(url: &str) -> Result<Engine, sqlx::Error> {
         "postgres" | "postgresql" => Ok(Engine::Postgres),
         "mysql" | "mariadb" => Ok(Engine::MySql),
         _ => Err(sqlx::Error::Configuration(
-            format!(
-                "DATABASE_URL: unknown scheme `{scheme}` (sqlite://, postgres:// or mysql://)"
-            )
-            .into(),
+            format!("DATABASE_URL: unknown scheme `{scheme}` (sqlite://, postgres:// or mysql://)")
+                .into(),
         )),
     }
 }
@@ -263,9 +261,8 @@ impl LaravelTime {
     }
 
     fn text(&self) -> String {
-        let format = time::macros::format_description!(
-            "[year]-[month]-[day] [hour]:[minute]:[second]"
-        );
+        let format =
+            time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
         self.0.format(&format).unwrap_or_default()
     }
 }

@@ -91,7 +91,6 @@ impl From<getrandom::Error> for ApiError {
     }
 }
 
-#[cfg(any())]
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -123,8 +122,7 @@ impl IntoResponse for ApiError {
                 response
             }
             Self::Rejection(rejection) => {
-                rejection
-                    .to_response::<axum::body::Body>(&bearer_auth::Challenge::new())
+                rejection.to_response::<axum::body::Body>(&bearer_auth::Challenge::new())
             }
             Self::Unavailable => json_response(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE_BODY),
         }
@@ -170,7 +168,9 @@ impl Errors {
     /// more, and every message by field.
     fn body(&self) -> ValidationBody<'_> {
         let mut all = self.fields.iter().flat_map(|(_, m)| m);
-        let first = all.next().map_or("The given data was invalid.", String::as_str);
+        let first = all
+            .next()
+            .map_or("The given data was invalid.", String::as_str);
         let more = all.count();
         let message = match more {
             0 => first.to_owned(),
@@ -218,9 +218,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         if !is_json(req.headers()) {
             return Err(ApiError::Status(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                Cow::Borrowed(
-                    "The request body must be JSON (Content-Type: application/json).",
-                ),
+                Cow::Borrowed("The request body must be JSON (Content-Type: application/json)."),
             ));
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
@@ -346,11 +344,13 @@ mod tests {
     }
 
     #[tokio::test]
-    #[cfg(any())]
     async fn store_errors() {
         assert_eq!(
             body(StoreError::NotFound(3).into()).await,
-            (StatusCode::NOT_FOUND, r#"{"message":"Not Found."}"#.to_owned())
+            (
+                StatusCode::NOT_FOUND,
+                r#"{"message":"Not Found."}"#.to_owned()
+            )
         );
         assert_eq!(
             body(StoreError::backend("down").into()).await,

@@ -63,7 +63,10 @@ impl Rules {
 
     /// Not trimmed (a password).
     pub const fn untrimmed(self) -> Self {
-        Self { trim: false, ..self }
+        Self {
+            trim: false,
+            ..self
+        }
     }
 
     /// `min:n` characters.
@@ -199,7 +202,10 @@ mod tests {
         assert_eq!(check(json!([]), Rules::required()), Err(msg.into()));
         let not_string = r#"{"expires_at":["The expires at field must be a string."]}"#;
         assert_eq!(check(json!(5), Rules::required()), Err(not_string.into()));
-        assert_eq!(check(json!({"a":1}), Rules::required()), Err(not_string.into()));
+        assert_eq!(
+            check(json!({"a":1}), Rules::required()),
+            Err(not_string.into())
+        );
         assert_eq!(check(json!(" x "), Rules::required()), Ok("x".into()));
         assert_eq!(
             check(json!(" x "), Rules::required().untrimmed()),
@@ -222,7 +228,10 @@ mod tests {
         );
         assert_eq!(
             check(json!("abc"), Rules::required().max(2)),
-            Err(r#"{"expires_at":["The expires at field must not be greater than 2 characters."]}"#.into())
+            Err(
+                r#"{"expires_at":["The expires at field must not be greater than 2 characters."]}"#
+                    .into()
+            )
         );
     }
 
@@ -235,7 +244,10 @@ mod tests {
         for bad in ["ada", "ada@", "@example.com", "a b@example.com"] {
             assert_eq!(
                 check(json!(bad), Rules::required().email()),
-                Err(r#"{"expires_at":["The expires at field must be a valid email address."]}"#.into()),
+                Err(
+                    r#"{"expires_at":["The expires at field must be a valid email address."]}"#
+                        .into()
+                ),
                 "{bad}"
             );
         }

@@ -95,7 +95,9 @@ mod tests {
             assert!(t.check_at("k", start).is_ok(), "attempt {i}");
             t.fail_at("k", start + Duration::from_secs(i));
         }
-        let wait = t.check_at("k", start + Duration::from_secs(10)).unwrap_err();
+        let wait = t
+            .check_at("k", start + Duration::from_secs(10))
+            .unwrap_err();
         assert_eq!(wait, Duration::from_secs(50));
         assert!(t.check_at("other", start).is_ok());
         assert!(t.check_at("k", start + Duration::from_secs(60)).is_ok());

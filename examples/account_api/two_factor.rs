@@ -201,7 +201,10 @@ mod tests {
     fn secrets_are_32_base32_chars() {
         let s = generate_secret().unwrap();
         assert_eq!(s.len(), 32);
-        assert!(s.bytes().all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b)));
+        assert!(
+            s.bytes()
+                .all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b))
+        );
         assert_ne!(*s, *generate_secret().unwrap());
     }
 

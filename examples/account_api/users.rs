@@ -3,9 +3,7 @@
 
 use std::fmt;
 
-use sqlx::{
-    ColumnIndex, Decode, Row, Type, mysql::MySqlRow, postgres::PgRow, sqlite::SqliteRow,
-};
+use sqlx::{ColumnIndex, Decode, Row, Type, mysql::MySqlRow, postgres::PgRow, sqlite::SqliteRow};
 
 use crate::db::{Db, LaravelTime, Pool, on_pool};
 
@@ -209,11 +207,7 @@ impl Db {
 
     /// Starts enabling two-factor: a new (encrypted) secret, no recovery codes, not
     /// confirmed.
-    pub async fn set_two_factor_secret(
-        &self,
-        id: UserId,
-        secret: &str,
-    ) -> Result<(), sqlx::Error> {
+    pub async fn set_two_factor_secret(&self, id: UserId, secret: &str) -> Result<(), sqlx::Error> {
         let sql = self.sql(
             "update users set two_factor_secret = ?, two_factor_recovery_codes = null, \
              two_factor_confirmed_at = null, updated_at = ? where id = ?",
@@ -299,9 +293,8 @@ impl Db {
     pub async fn claim_totp_step(&self, user: UserId, step: u64) -> Result<bool, sqlx::Error> {
         let user = i64::try_from(user).unwrap_or(i64::MAX);
         let step = i64::try_from(step).unwrap_or(i64::MAX);
-        let update = self.sql(
-            "update account_api_totp_steps set step = ? where user_id = ? and step < ?",
-        );
+        let update =
+            self.sql("update account_api_totp_steps set step = ? where user_id = ? and step < ?");
         let moved = on_pool!(self, pool => {
             sqlx::query(&update)
                 .bind(step)
