@@ -4,6 +4,8 @@
 //! confirm, the pending login, a replayed code, the challenge, recovery codes), the login
 //! throttle, logout.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use serde_json::{Value, json};

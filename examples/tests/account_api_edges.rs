@@ -3,6 +3,8 @@
 //! throttle, the OpenAPI document, a user row written by Laravel Fortify, and a restart
 //! on the same database file.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use reqwest::Method;

@@ -88,10 +88,10 @@ pub(crate) async fn register(
         &mut errors,
     )
     .map(Zeroizing::new);
-    if let Some(email) = &email {
-        if app.db.email_taken(email).await? {
-            errors.add("email", "The email has already been taken.");
-        }
+    if let Some(email) = &email
+        && app.db.email_taken(email).await?
+    {
+        errors.add("email", "The email has already been taken.");
     }
     errors.into_result()?;
     let (Some(name), Some(email), Some(password)) = (name, email, password) else {

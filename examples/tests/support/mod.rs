@@ -6,7 +6,7 @@
 //! `BEARER_AUTH_POSTGRES_URL` and `BEARER_AUTH_MYSQL_URL`; unset, the test is skipped with
 //! a line saying so, except under `CI=true`, where it fails.
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::{
     path::{Path, PathBuf},
