@@ -1,0 +1,202 @@
+//! The connection pool of one of the engines compiled in.
+
+use std::fmt;
+
+#[cfg(feature = "mysql")]
+use sqlx::MySqlPool;
+#[cfg(feature = "postgres")]
+use sqlx::PgPool;
+#[cfg(feature = "sqlite")]
+use sqlx::SqlitePool;
+
+/// Which database a [`Pool`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Engine {
+    /// SQLite (feature `sqlite`).
+    Sqlite,
+    /// PostgreSQL (feature `postgres`).
+    Postgres,
+    /// MySQL 8 or MariaDB 10.11 (feature `mysql`).
+    MySql,
+}
+
+impl Engine {
+    /// Whether a key id or an owner id fits the engine's `bigint` columns: any `u64` on
+    /// MySQL (`bigint unsigned`), up to `i64::MAX` elsewhere.
+    pub fn id_fits(self, id: u64) -> bool {
+        match self {
+            Self::MySql => true,
+            Self::Sqlite | Self::Postgres => i64::try_from(id).is_ok(),
+        }
+    }
+
+    /// The engine's name: `sqlite`, `postgres` or `mysql`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+            Self::MySql => "mysql",
+        }
+    }
+}
+
+impl fmt::Display for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A connection pool of one of the engines compiled in, handed to
+/// [`SqlStore`](crate::SqlStore). Made from the application's own sqlx pool with
+/// `From`/`Into`, or with [`Pool::connect`].
+///
+/// Cloning is cheap: clones share the pool.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum Pool {
+    /// A SQLite pool.
+    #[cfg(feature = "sqlite")]
+    Sqlite(SqlitePool),
+    /// A PostgreSQL pool.
+    #[cfg(feature = "postgres")]
+    Postgres(PgPool),
+    /// A MySQL or MariaDB pool.
+    #[cfg(feature = "mysql")]
+    MySql(MySqlPool),
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The pools' own `Debug` shows their connect options, which may hold a password.
+        f.debug_struct("Pool")
+            .field("engine", &self.engine())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "sqlite")]
+impl From<SqlitePool> for Pool {
+    fn from(pool: SqlitePool) -> Self {
+        Self::Sqlite(pool)
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl From<PgPool> for Pool {
+    fn from(pool: PgPool) -> Self {
+        Self::Postgres(pool)
+    }
+}
+
+#[cfg(feature = "mysql")]
+impl From<MySqlPool> for Pool {
+    fn from(pool: MySqlPool) -> Self {
+        Self::MySql(pool)
+    }
+}
+
+impl Pool {
+    /// Connects to `url` with sqlx's default pool options, by its scheme:
+    /// `sqlite:` (the file is created if missing; `sqlite::memory:` gets one connection
+    /// that is kept, since each connection to it would otherwise see a database of its
+    /// own), `postgres:`/`postgresql:`, or `mysql:` (MySQL and MariaDB). For other pool
+    /// options, build the sqlx pool yourself and convert it with `Into`.
+    pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
+        let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
+        match scheme {
+            "sqlite" => Self::connect_sqlite(url).await,
+            "postgres" | "postgresql" => Self::connect_postgres(url).await,
+            "mysql" | "mariadb" => Self::connect_mysql(url).await,
+            _ => Err(sqlx::Error::Configuration(
+                format!("bearer-auth-sqlx: unsupported database URL scheme {scheme:?}").into(),
+            )),
+        }
+    }
+
+    #[cfg(feature = "sqlite")]
+    async fn connect_sqlite(url: &str) -> Result<Self, sqlx::Error> {
+        use std::str::FromStr;
+
+        use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+
+        let memory = url.contains(":memory:") || url.contains("mode=memory");
+        let options = SqliteConnectOptions::from_str(url)?.create_if_missing(true);
+        let pool = if memory {
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .connect_with(options)
+                .await?
+        } else {
+            // Readers do not wait for the batched `last_used_at` writes.
+            SqlitePoolOptions::new()
+                .connect_with(options.journal_mode(SqliteJournalMode::Wal))
+                .await?
+        };
+        Ok(Self::Sqlite(pool))
+    }
+
+    #[cfg(not(feature = "sqlite"))]
+    async fn connect_sqlite(_: &str) -> Result<Self, sqlx::Error> {
+        Err(not_compiled("sqlite"))
+    }
+
+    #[cfg(feature = "postgres")]
+    async fn connect_postgres(url: &str) -> Result<Self, sqlx::Error> {
+        Ok(Self::Postgres(PgPool::connect(url).await?))
+    }
+
+    #[cfg(not(feature = "postgres"))]
+    async fn connect_postgres(_: &str) -> Result<Self, sqlx::Error> {
+        Err(not_compiled("postgres"))
+    }
+
+    #[cfg(feature = "mysql")]
+    async fn connect_mysql(url: &str) -> Result<Self, sqlx::Error> {
+        let url = match url.strip_prefix("mariadb:") {
+            Some(rest) => format!("mysql:{rest}"),
+            None => url.to_owned(),
+        };
+        Ok(Self::MySql(MySqlPool::connect(&url).await?))
+    }
+
+    #[cfg(not(feature = "mysql"))]
+    async fn connect_mysql(_: &str) -> Result<Self, sqlx::Error> {
+        Err(not_compiled("mysql"))
+    }
+
+    /// Which engine this is.
+    pub fn engine(&self) -> Engine {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(_) => Engine::Sqlite,
+            #[cfg(feature = "postgres")]
+            Self::Postgres(_) => Engine::Postgres,
+            #[cfg(feature = "mysql")]
+            Self::MySql(_) => Engine::MySql,
+        }
+    }
+
+    /// Closes the pool: every connection, once returned. The store answers 503 from then
+    /// on.
+    pub async fn close(&self) {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(pool) => pool.close().await,
+            #[cfg(feature = "postgres")]
+            Self::Postgres(pool) => pool.close().await,
+            #[cfg(feature = "mysql")]
+            Self::MySql(pool) => pool.close().await,
+        }
+    }
+}
+
+#[cfg(not(all(feature = "sqlite", feature = "postgres", feature = "mysql")))]
+fn not_compiled(feature: &str) -> sqlx::Error {
+    sqlx::Error::Configuration(
+        format!("bearer-auth-sqlx was built without its `{feature}` feature").into(),
+    )
+}
