@@ -9,6 +9,7 @@ use axum::{
     routing::get,
 };
 use bearer_auth::{AccessToken, MemoryStore, StoreError, TokenStore, TokenVerifier};
+use bearer_auth_sqlx::SqlStore;
 use bearer_auth_tower::BearerAuthLayer;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -38,6 +39,16 @@ pub trait KeyStore:
 
 #[bearer_auth::async_trait]
 impl KeyStore for MemoryStore<UserId> {}
+
+#[bearer_auth::async_trait]
+impl KeyStore for SqlStore {
+    /// Writes the batched `last_used_at` ([`SqlStore::shutdown`]).
+    async fn flush(&self) -> Result<(), StoreError> {
+        let written = self.shutdown().await?;
+        tracing::info!(written, "last_used_at flushed");
+        Ok(())
+    }
+}
 
 /// The key store, shared.
 pub type Keys = Arc<dyn KeyStore>;
@@ -152,6 +163,8 @@ pub enum StartError {
     Database(sqlx::Error),
     /// No encryption key.
     Key(KeyFileError),
+    /// The key store's table could not be created or is not Sanctum's.
+    Store(StoreError),
 }
 
 impl fmt::Display for StartError {
@@ -159,6 +172,7 @@ impl fmt::Display for StartError {
         match self {
             Self::Database(e) => write!(f, "database: {e}"),
             Self::Key(e) => write!(f, "encryption key: {e}"),
+            Self::Store(e) => write!(f, "personal_access_tokens: {e}"),
         }
     }
 }
@@ -168,6 +182,7 @@ impl std::error::Error for StartError {
         match self {
             Self::Database(e) => Some(e),
             Self::Key(e) => Some(e),
+            Self::Store(e) => Some(e),
         }
     }
 }
@@ -198,8 +213,9 @@ pub struct App {
 }
 
 impl App {
-    /// Connects to the database, creates the tables that are missing, loads or makes the
-    /// encryption key, and builds the router.
+    /// Connects to the database, creates the tables that are missing (Laravel's `users`,
+    /// Sanctum's `personal_access_tokens`), loads or makes the encryption key, and builds
+    /// the router, with the keys in a [`SqlStore`] on the same database.
     pub async fn start(config: &Config) -> Result<Self, StartError> {
         let db = Db::connect(&config.database_url)
             .await
@@ -211,8 +227,9 @@ impl App {
         if config.app_key.is_none() {
             tracing::info!(file = %key_path.display(), "encryption key (APP_KEY unset)");
         }
-        let keys: Keys = Arc::new(MemoryStore::<UserId>::new());
-        Ok(Self::new(db, keys, encrypter, config))
+        let store = SqlStore::new(db.pool().to_store_pool());
+        store.migrate().await.map_err(StartError::Store)?;
+        Ok(Self::new(db, Arc::new(store), encrypter, config))
     }
 
     /// The service on a database and a key store made elsewhere.

@@ -36,6 +36,17 @@ pub enum Pool {
     MySql(MySqlPool),
 }
 
+impl Pool {
+    /// The same pool, for `bearer-auth-sqlx`'s store.
+    pub fn to_store_pool(&self) -> bearer_auth_sqlx::Pool {
+        match self {
+            Self::Sqlite(pool) => pool.clone().into(),
+            Self::Postgres(pool) => pool.clone().into(),
+            Self::MySql(pool) => pool.clone().into(),
+        }
+    }
+}
+
 /// A connection pool and the queries this service runs on it.
 #[derive(Debug, Clone)]
 pub struct Db {
@@ -213,7 +224,10 @@ pub fn engine_of(url: &str) -> Result<Engine, sqlx::Error> {
 
 /// The file of a SQLite URL, if it names one (not `sqlite::memory:`).
 pub fn sqlite_file(url: &str) -> Option<PathBuf> {
-    if url.contains(":memory:") || url.contains("mode=memory") {
+    if !matches!(engine_of(url), Ok(Engine::Sqlite))
+        || url.contains(":memory:")
+        || url.contains("mode=memory")
+    {
         return None;
     }
     let options = SqliteConnectOptions::from_str(url).ok()?;
@@ -342,6 +356,7 @@ mod tests {
         );
         assert_eq!(sqlite_file("sqlite::memory:"), None);
         assert_eq!(sqlite_file("sqlite://app.db?mode=memory"), None);
+        assert_eq!(sqlite_file("postgres://u@h/db"), None);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use bearer_auth::{Abilities, IssuedToken, NewToken, Rejection, TokenInfo};
+use bearer_auth::{Abilities, IssuedToken, NewToken, Rejection, StoreError, TokenInfo};
 use bearer_auth_tower::Authenticated;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -234,7 +234,18 @@ pub(crate) async fn create_key(
     if let Some(at) = expires_at {
         new = new.expires_at(at);
     }
-    let issued = app.keys.create(new).await?;
+    let issued = match app.keys.create(new).await {
+        Ok(issued) => issued,
+        // The one thing of a new key a store may not hold: MySQL's `TIMESTAMP` ends in
+        // January 2038.
+        Err(StoreError::Invalid(_)) if expires_at.is_some() => {
+            return Err(ApiError::field(
+                "expires_at",
+                "The expires at field must be a date before 2038-01-19 03:14:08.",
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
     let info = app.keys.get(token.owner(), issued.id()).await?;
     Ok(json(StatusCode::CREATED, &new_key(&issued, info)))
 }
