@@ -588,3 +588,109 @@ async fn a_restart_on_the_same_sqlite_file_keeps_users_keys_and_two_factor() {
         .expect(200, r#"{"requires_2fa":false}"#);
     server.stop().await;
 }
+
+/// A Laravel app's database: `users` as Laravel's migration makes it (without Fortify's
+/// columns) and `personal_access_tokens` as Sanctum's makes it, with a user and a token
+/// Laravel issued. The service uses both as they are, adds only Fortify's nullable
+/// two-factor columns, and the Laravel token and password work here.
+#[tokio::test]
+async fn a_laravel_database_is_used_as_it_is() {
+    let row: Value =
+        serde_json::from_str(include_str!("../account_api/testdata/fortify_row.json")).unwrap();
+    let db = TestDb::new(Engine::Sqlite).await.unwrap();
+    let pool = sqlx::SqlitePool::connect(&format!("{}?mode=rwc", db.url))
+        .await
+        .unwrap();
+    for statement in [
+        r#"create table "users" ("id" integer primary key autoincrement not null, "name" varchar not null, "email" varchar not null, "email_verified_at" datetime, "password" varchar not null, "remember_token" varchar, "created_at" datetime, "updated_at" datetime)"#,
+        r#"create unique index "users_email_unique" on "users" ("email")"#,
+        r#"create table "personal_access_tokens" ("id" integer primary key autoincrement not null, "tokenable_type" varchar not null, "tokenable_id" integer not null, "name" text not null, "token" varchar not null, "abilities" text, "last_used_at" datetime, "expires_at" datetime, "created_at" datetime, "updated_at" datetime)"#,
+        r#"create index "personal_access_tokens_tokenable_type_tokenable_id_index" on "personal_access_tokens" ("tokenable_type", "tokenable_id")"#,
+        r#"create unique index "personal_access_tokens_token_unique" on "personal_access_tokens" ("token")"#,
+    ] {
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    }
+    sqlx::query(
+        "insert into users (name, email, password, created_at, updated_at) \
+         values ('Taylor', 'taylor@laravel.com', ?, '2024-05-01 10:00:00', '2024-05-01 10:00:00')",
+    )
+    .bind(row["password"].as_str().unwrap())
+    .execute(&pool)
+    .await
+    .unwrap();
+    let laravel_token = "1|LaravelSanctumTokenLaravelSanctumToken12abcdef01";
+    sqlx::query(
+        "insert into personal_access_tokens (tokenable_type, tokenable_id, name, token, abilities, \
+         created_at, updated_at) values ('App\\Models\\User', 1, 'laravel', ?, '[\"*\"]', \
+         '2024-05-01 10:00:00', '2024-05-01 10:00:00')",
+    )
+    .bind(support::digest_hex(laravel_token))
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let server = Server::start(&db.config()).await;
+    server
+        .get("/v1/auth/user", Some(laravel_token))
+        .await
+        .expect(
+            200,
+            r#"{"id":1,"name":"Taylor","email":"taylor@laravel.com","two_factor_enabled":false}"#,
+        );
+    let (token, requires) = server.login("taylor@laravel.com", "secret-password").await;
+    assert!(!requires);
+    let keys = server
+        .get("/v1/profile/api-keys", Some(&token))
+        .await
+        .expect_status(200);
+    assert_eq!(keys.as_array().unwrap().len(), 2, "{keys}");
+    assert_eq!(keys[0]["name"], "laravel");
+    assert_eq!(keys[0]["created_at"], "2024-05-01T10:00:00.000000Z");
+
+    let columns: Vec<String> = sqlx::query_scalar("select name from pragma_table_info('users')")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        columns,
+        [
+            "id",
+            "name",
+            "email",
+            "email_verified_at",
+            "password",
+            "remember_token",
+            "created_at",
+            "updated_at",
+            "two_factor_secret",
+            "two_factor_recovery_codes",
+            "two_factor_confirmed_at",
+        ]
+    );
+    // The user row written here is in Laravel's form.
+    let (id, password, created): (i64, String, String) =
+        sqlx::query_as("select id, password, created_at from users where id = 1")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        (id, password.as_str()),
+        (1, row["password"].as_str().unwrap())
+    );
+    assert_eq!(created, "2024-05-01 10:00:00");
+    server
+        .register("Ada", "ada@example.com", "correct horse")
+        .await;
+    let (password, created): (String, String) =
+        sqlx::query_as("select password, created_at from users where email = 'ada@example.com'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(
+        password.starts_with("$2y$12$") && password.len() == 60,
+        "{password}"
+    );
+    assert_eq!(created.len(), 19, "{created}");
+    assert_eq!(&created[10..11], " ");
+    server.stop().await;
+}
