@@ -5,7 +5,7 @@
 //! `sqlx::Any`, whose few types cannot carry Laravel's timestamps); for PostgreSQL the
 //! placeholders become `$1`, `$2`, … See [`users`](crate::users) for the queries.
 
-use std::{borrow::Cow, path::PathBuf, str::FromStr, time::Duration};
+use std::{borrow::Cow, fmt, path::PathBuf, str::FromStr, time::Duration};
 
 use sqlx::{
     ConnectOptions as _,
@@ -25,8 +25,9 @@ pub enum Engine {
     MySql,
 }
 
-/// The pool of one engine.
-#[derive(Debug, Clone)]
+/// The pool of one engine. Its `Debug` shows the engine only: sqlx's pools show their
+/// connect options, password included.
+#[derive(Clone)]
 pub enum Pool {
     /// SQLite.
     Sqlite(SqlitePool),
@@ -34,6 +35,19 @@ pub enum Pool {
     Postgres(PgPool),
     /// MySQL or MariaDB.
     MySql(MySqlPool),
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let engine = match self {
+            Self::Sqlite(_) => Engine::Sqlite,
+            Self::Postgres(_) => Engine::Postgres,
+            Self::MySql(_) => Engine::MySql,
+        };
+        f.debug_struct("Pool")
+            .field("engine", &engine)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Pool {
@@ -335,6 +349,18 @@ mod tests {
         assert_eq!(
             numbered_placeholders("select '?' from \"a?\" where a = ? and b = ?"),
             "select '?' from \"a?\" where a = $1 and b = $2"
+        );
+    }
+
+    #[tokio::test]
+    async fn debug_shows_no_connect_options() {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .connect_lazy("postgres://app:hunter2@db.invalid/app")
+            .unwrap();
+        let db = Db::from_pool(Pool::Postgres(pool));
+        assert_eq!(
+            format!("{db:?}"),
+            "Db { pool: Pool { engine: Postgres, .. } }"
         );
     }
 

@@ -16,6 +16,27 @@
 //! # Ok(()) }
 //! ```
 //!
+//! | route | answer |
+//! |---|---|
+//! | `POST /v1/auth/register` `{"name","email","password"}` | 201 `{"user":{"id","name","email"},"token"}`; 422 in Laravel's validation shape |
+//! | `POST /v1/auth/login` `{"email","password"}` | 200 `{"token","requires_2fa"}` (a pending token when two-factor is on); 422; 429 after 5 failures a minute per email and address |
+//! | `POST /v1/auth/two-factor-challenge` `{"code"}` or `{"recovery_code"}` | 200 `{"requires_2fa":false}`; 422 wrong or used; 409 not pending; 429 after 5 failures a minute per token. The one route a pending token may use |
+//! | `GET /v1/auth/user` | 200 `{"id","name","email","two_factor_enabled"}` |
+//! | `POST /v1/auth/two-factor/enable` | 200 `{"secret","otpauth_url"}`; 409 already on |
+//! | `POST /v1/auth/two-factor/confirm` `{"code"}` | 200 `{"recovery_codes":[8]}`; 422 wrong code |
+//! | `DELETE /v1/auth/two-factor` `{"password"}` | 204; 422 wrong password |
+//! | `POST /v1/profile/api-keys` `{"name","abilities"?,"expires_at"?}` | 201 the key with its `plain_text_token`, shown once |
+//! | `GET /v1/profile/api-keys` | 200 the user's keys, never a secret or a digest |
+//! | `POST /v1/profile/api-keys/{id}/regenerate` | 200 the key with a new `plain_text_token`; the old one refused at once |
+//! | `DELETE /v1/profile/api-keys/{id}` | 204 |
+//! | `POST /v1/auth/logout` | 204: the token used is revoked |
+//! | `GET /v1/openapi.json` | the OpenAPI 3.1 document of all of the above |
+//!
+//! Every protected route answers the middleware's documented 401 and 403 bodies; another
+//! user's key id answers 404 as an unknown id does. Keys live in `bearer-auth-sqlx`'s
+//! [`SqlStore`](bearer_auth_sqlx::SqlStore) on the same database as the users (Sanctum's
+//! `personal_access_tokens`), so they survive a restart and a Laravel app can share them.
+//!
 //! | module | what it holds |
 //! |---|---|
 //! | [`app`] | configuration, shared state, the router, serving and graceful shutdown |
