@@ -47,10 +47,10 @@ pub(crate) struct UserSummary {
 
 /// The new user and a token for them.
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct RegisterResponse {
+pub(crate) struct RegisterResponse<'a> {
     user: UserSummary,
     /// A plain text token (`{id}|{secret}`), shown once.
-    token: String,
+    token: &'a str,
 }
 
 /// Registers a user and returns a token for them.
@@ -114,7 +114,7 @@ pub(crate) async fn register(
         StatusCode::CREATED,
         &RegisterResponse {
             user: UserSummary { id, name, email },
-            token: issued.plain_text_token().as_str().to_owned(),
+            token: issued.plain_text_token().as_str(),
         },
     ))
 }
@@ -130,9 +130,9 @@ pub(crate) struct LoginRequest {
 
 /// A token, and whether it still waits for the second factor.
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct LoginResponse {
+pub(crate) struct LoginResponse<'a> {
     /// A plain text token (`{id}|{secret}`), shown once.
-    token: String,
+    token: &'a str,
     /// `true` when the user has two-factor on: the token is refused (403) everywhere but
     /// `POST /v1/auth/two-factor-challenge` until that passes.
     requires_2fa: bool,
@@ -212,7 +212,7 @@ pub(crate) async fn login(
     Ok(json(
         StatusCode::OK,
         &LoginResponse {
-            token: issued.plain_text_token().as_str().to_owned(),
+            token: issued.plain_text_token().as_str(),
             requires_2fa,
         },
     ))

@@ -59,7 +59,7 @@ pub(crate) struct KeyResponse {
 
 /// A key just created or regenerated, with its plain text token: shown this once.
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct NewKeyResponse {
+pub(crate) struct NewKeyResponse<'a> {
     id: u64,
     name: String,
     abilities: Vec<String>,
@@ -68,7 +68,7 @@ pub(crate) struct NewKeyResponse {
     #[schema(value_type = String, format = DateTime)]
     created_at: String,
     /// `{id}|{secret}`: send it as `Authorization: Bearer …`. Shown once.
-    plain_text_token: String,
+    plain_text_token: &'a str,
 }
 
 /// A time as Laravel serializes dates: `2024-05-01T10:00:00.000000Z`.
@@ -97,14 +97,14 @@ impl From<TokenInfo<UserId>> for KeyResponse {
     }
 }
 
-fn new_key(issued: &IssuedToken, info: TokenInfo<UserId>) -> NewKeyResponse {
+fn new_key(issued: &IssuedToken, info: TokenInfo<UserId>) -> NewKeyResponse<'_> {
     NewKeyResponse {
         id: info.id,
         name: info.name.into_string(),
         abilities: abilities_list(&info.abilities),
         expires_at: info.expires_at.map(laravel_json_time),
         created_at: laravel_json_time(info.created_at),
-        plain_text_token: issued.plain_text_token().as_str().to_owned(),
+        plain_text_token: issued.plain_text_token().as_str(),
     }
 }
 

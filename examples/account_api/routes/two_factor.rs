@@ -37,10 +37,10 @@ fn already_enabled() -> ApiError {
 
 /// The secret to add to an authenticator app.
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct EnableResponse {
+pub(crate) struct EnableResponse<'a> {
     /// The TOTP secret in base32 (RFC 6238: SHA-1, 6 digits, 30 s).
     #[schema(example = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")]
-    secret: String,
+    secret: &'a str,
     /// The same as an `otpauth://totp/…` URL, for a QR code.
     otpauth_url: String,
 }
@@ -75,7 +75,7 @@ pub(crate) async fn enable(
     Ok(json(
         StatusCode::OK,
         &EnableResponse {
-            secret: secret.to_string(),
+            secret: &secret,
             otpauth_url,
         },
     ))
@@ -91,9 +91,9 @@ pub(crate) struct ConfirmRequest {
 
 /// The recovery codes, shown once.
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct ConfirmResponse {
+pub(crate) struct ConfirmResponse<'a> {
     /// Eight codes, each usable once in place of a TOTP code.
-    recovery_codes: Vec<String>,
+    recovery_codes: &'a [String],
 }
 
 /// The user's decrypted secret, if two-factor was enabled (confirmed or not).
@@ -164,8 +164,8 @@ pub(crate) async fn confirm(
     if !accept_code(&app, &user, &secret, &code).await? {
         return Err(ApiError::field("code", CODE_INVALID));
     }
-    let codes = two_factor::generate_recovery_codes()?;
-    let codes_json = Zeroizing::new(serde_json::to_string(&codes).unwrap_or_default());
+    let codes = Zeroizing::new(two_factor::generate_recovery_codes()?);
+    let codes_json = Zeroizing::new(serde_json::to_string(&*codes).unwrap_or_default());
     let encrypted_codes = app.encrypter.encrypt(&codes_json)?;
     if !app
         .db
@@ -179,7 +179,7 @@ pub(crate) async fn confirm(
     Ok(json(
         StatusCode::OK,
         &ConfirmResponse {
-            recovery_codes: codes,
+            recovery_codes: &codes,
         },
     ))
 }
