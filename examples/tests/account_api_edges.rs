@@ -694,3 +694,42 @@ async fn a_laravel_database_is_used_as_it_is() {
     assert_eq!(&created[10..11], " ");
     server.stop().await;
 }
+
+/// The database gone: 503 `{"message":"Service Unavailable."}` from the handlers and from
+/// the middleware, never a 401 or a 422.
+#[tokio::test]
+async fn a_failing_database_is_503() {
+    let db = TestDb::new(Engine::Sqlite).await.unwrap();
+    let app = account_api::App::start(&db.config()).await.unwrap();
+    let pool = app.db().clone();
+    let server = Server::serve(app).await;
+    let (_, token) = server
+        .register("Ada", "ada@example.com", "correct horse")
+        .await;
+    pool.close().await;
+    let unavailable = r#"{"message":"Service Unavailable."}"#;
+    server
+        .post(
+            "/v1/auth/register",
+            None,
+            json!({"name": "Bo", "email": "bo@example.com", "password": "correct horse"}),
+        )
+        .await
+        .expect(503, unavailable);
+    server
+        .post(
+            "/v1/auth/login",
+            None,
+            json!({"email": "ada@example.com", "password": "correct horse"}),
+        )
+        .await
+        .expect(503, unavailable);
+    server
+        .get("/v1/auth/user", Some(&token))
+        .await
+        .expect(503, unavailable);
+    server
+        .get("/v1/profile/api-keys", Some(&token))
+        .await
+        .expect(503, unavailable);
+}

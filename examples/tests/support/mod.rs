@@ -13,6 +13,7 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
+pub use account_api::db::Db;
 use account_api::{App, Config};
 use hmac::{Hmac, Mac};
 use reqwest::{Method, StatusCode, header::HeaderMap};
@@ -237,7 +238,11 @@ impl Reply {
 impl Server {
     /// Starts the service with `config` on 127.0.0.1:0.
     pub async fn start(config: &Config) -> Self {
-        let app = App::start(config).await.unwrap();
+        Self::serve(App::start(config).await.unwrap()).await
+    }
+
+    /// Serves `app` on 127.0.0.1:0.
+    pub async fn serve(app: App) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
