@@ -9,11 +9,14 @@
 
 use std::{
     io::Write as _,
+    panic::AssertUnwindSafe,
+    pin::Pin,
     str::FromStr,
     sync::atomic::{AtomicBool, Ordering},
+    task::{Context, Poll},
 };
 
-use bearer_auth::{BearerToken, Rejection, TokenHash};
+use bearer_auth::{BearerToken, Rejection};
 use bearer_auth_sqlx::{Pool, SqlStore, sqlx};
 use sqlx::{
     Row,
@@ -40,13 +43,33 @@ pub(crate) struct TestDb {
     url: String,
 }
 
-/// Runs `test` on a fresh database of `kind`, or says it was skipped.
+/// Runs `test` on a fresh database of `kind`, or says it was skipped. The database is
+/// dropped even when the test fails.
 pub(crate) async fn run(kind: Kind, test: impl AsyncFnOnce(&TestDb)) {
     let Some(db) = TestDb::new(kind).await else {
         return;
     };
-    test(&db).await;
+    let outcome = CatchUnwind(Box::pin(test(&db))).await;
     db.finish().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// A future's panic, caught as an `Err`.
+struct CatchUnwind<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn std::any::Any + Send>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
 }
 
 /// Generates, for each test function `f(&TestDb)`, a module `f` with one test per
@@ -251,10 +274,11 @@ impl TestDb {
     /// Runs SQL statements, one by one.
     pub(crate) async fn exec(&self, statements: &[&str]) {
         for sql in statements {
+            // Unprepared: MySQL prepares no `create trigger`.
             match &self.pool {
-                Pool::Sqlite(p) => drop(sqlx::query(sql).execute(p).await.unwrap()),
-                Pool::Postgres(p) => drop(sqlx::query(sql).execute(p).await.unwrap()),
-                Pool::MySql(p) => drop(sqlx::query(sql).execute(p).await.unwrap()),
+                Pool::Sqlite(p) => drop(sqlx::raw_sql(sql).execute(p).await.unwrap()),
+                Pool::Postgres(p) => drop(sqlx::raw_sql(sql).execute(p).await.unwrap()),
+                Pool::MySql(p) => drop(sqlx::raw_sql(sql).execute(p).await.unwrap()),
                 _ => unreachable!(),
             }
         }
@@ -292,7 +316,7 @@ impl TestDb {
     /// One column of one row, as text: `column` cast to text in the engine's syntax.
     pub(crate) async fn column(&self, column: &str, id: u64) -> Option<String> {
         let cast = match self.kind {
-            Kind::Sqlite => column.to_owned(),
+            Kind::Sqlite => format!("cast({column} as text)"),
             Kind::Postgres => format!("{column}::text"),
             Kind::Mysql => format!("cast({column} as char)"),
         };
@@ -430,8 +454,4 @@ pub(crate) fn bearer(s: &str) -> BearerToken {
 /// The reason of an outcome: `ok`, or the rejection's reason.
 pub(crate) fn reason<P>(outcome: Result<P, Rejection>) -> &'static str {
     outcome.map(|_| "ok").unwrap_or_else(|e| e.reason())
-}
-
-pub(crate) fn hex(secret: &str) -> String {
-    TokenHash::of(secret).to_hex()
 }
