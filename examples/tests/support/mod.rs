@@ -13,7 +13,6 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-pub use account_api::db::Db;
 use account_api::{App, Config};
 use hmac::{Hmac, Mac};
 use reqwest::{Method, StatusCode, header::HeaderMap};
