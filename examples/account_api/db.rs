@@ -1,0 +1,394 @@
+//! The database: one connection pool on SQLite, PostgreSQL or MySQL/MariaDB, and the
+//! tables this service owns or shares with a Laravel app.
+//!
+//! Queries are written once with `?` placeholders and run on each engine's own pool (no
+//! `sqlx::Any`, whose few types cannot carry Laravel's timestamps); for PostgreSQL the
+//! placeholders become `$1`, `$2`, … See [`users`](crate::users) for the queries.
+
+use std::{borrow::Cow, fmt, path::PathBuf, str::FromStr, time::Duration};
+
+use sqlx::{
+    ConnectOptions as _,
+    mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions},
+    postgres::{PgConnectOptions, PgPool, PgPoolOptions},
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions},
+};
+
+/// Which engine a database runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// SQLite: a file, or memory.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+    /// MySQL 8 or MariaDB 10.11.
+    MySql,
+}
+
+/// The pool of one engine. Its `Debug` shows the engine only: sqlx's pools show their
+/// connect options, password included.
+#[derive(Clone)]
+pub enum Pool {
+    /// SQLite.
+    Sqlite(SqlitePool),
+    /// PostgreSQL.
+    Postgres(PgPool),
+    /// MySQL or MariaDB.
+    MySql(MySqlPool),
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let engine = match self {
+            Self::Sqlite(_) => Engine::Sqlite,
+            Self::Postgres(_) => Engine::Postgres,
+            Self::MySql(_) => Engine::MySql,
+        };
+        f.debug_struct("Pool")
+            .field("engine", &engine)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pool {
+    /// The same pool, for `bearer-auth-sqlx`'s store.
+    pub fn to_store_pool(&self) -> bearer_auth_sqlx::Pool {
+        match self {
+            Self::Sqlite(pool) => pool.clone().into(),
+            Self::Postgres(pool) => pool.clone().into(),
+            Self::MySql(pool) => pool.clone().into(),
+        }
+    }
+}
+
+/// A connection pool and the queries this service runs on it.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pub(crate) pool: Pool,
+}
+
+/// Runs `$body` with `$pool` bound to the engine's own pool.
+macro_rules! on_pool {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match &$db.pool {
+            $crate::db::Pool::Sqlite($pool) => $body,
+            $crate::db::Pool::Postgres($pool) => $body,
+            $crate::db::Pool::MySql($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+impl Db {
+    /// Connects to `url`: `sqlite://path` (the file is created if missing),
+    /// `sqlite::memory:`, `postgres://…` or `mysql://…`.
+    pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
+        let acquire = Duration::from_secs(5);
+        let pool = match engine_of(url)? {
+            Engine::Sqlite => {
+                let options = SqliteConnectOptions::from_str(url)?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .busy_timeout(Duration::from_secs(5))
+                    .disable_statement_logging();
+                Pool::Sqlite(
+                    SqlitePoolOptions::new()
+                        .acquire_timeout(acquire)
+                        .connect_with(options)
+                        .await?,
+                )
+            }
+            Engine::Postgres => Pool::Postgres(
+                PgPoolOptions::new()
+                    .acquire_timeout(acquire)
+                    .connect_with(PgConnectOptions::from_str(url)?.disable_statement_logging())
+                    .await?,
+            ),
+            Engine::MySql => Pool::MySql(
+                MySqlPoolOptions::new()
+                    .acquire_timeout(acquire)
+                    .connect_with(MySqlConnectOptions::from_str(url)?.disable_statement_logging())
+                    .await?,
+            ),
+        };
+        Ok(Self { pool })
+    }
+
+    /// A database on this pool.
+    pub fn from_pool(pool: Pool) -> Self {
+        Self { pool }
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> Engine {
+        match self.pool {
+            Pool::Sqlite(_) => Engine::Sqlite,
+            Pool::Postgres(_) => Engine::Postgres,
+            Pool::MySql(_) => Engine::MySql,
+        }
+    }
+
+    /// `sql` with its `?` placeholders in this engine's form.
+    pub(crate) fn sql<'a>(&self, sql: &'a str) -> Cow<'a, str> {
+        match self.engine() {
+            Engine::Postgres => Cow::Owned(numbered_placeholders(sql)),
+            Engine::Sqlite | Engine::MySql => Cow::Borrowed(sql),
+        }
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        on_pool!(self, pool => pool.close().await);
+    }
+
+    /// Creates Laravel's `users` table where it is missing (with Fortify's two-factor
+    /// columns), adds the two-factor columns to an existing one that lacks them (as
+    /// Fortify's migration does), and creates this service's own table of used TOTP
+    /// steps. Leaves everything else as it is.
+    pub async fn migrate(&self) -> Result<(), sqlx::Error> {
+        let statements: &[&str] = match self.engine() {
+            Engine::Sqlite => &[
+                r#"create table if not exists "users" ("id" integer primary key autoincrement not null, "name" varchar not null, "email" varchar not null, "email_verified_at" datetime, "password" varchar not null, "two_factor_secret" text, "two_factor_recovery_codes" text, "two_factor_confirmed_at" datetime, "remember_token" varchar, "created_at" datetime, "updated_at" datetime)"#,
+                r#"create unique index if not exists "users_email_unique" on "users" ("email")"#,
+                r#"create table if not exists "account_api_totp_steps" ("user_id" integer primary key not null, "step" integer not null)"#,
+            ],
+            Engine::Postgres => &[
+                r#"create table if not exists "users" ("id" bigserial not null primary key, "name" varchar(255) not null, "email" varchar(255) not null, "email_verified_at" timestamp(0) without time zone null, "password" varchar(255) not null, "two_factor_secret" text null, "two_factor_recovery_codes" text null, "two_factor_confirmed_at" timestamp(0) without time zone null, "remember_token" varchar(100) null, "created_at" timestamp(0) without time zone null, "updated_at" timestamp(0) without time zone null, constraint "users_email_unique" unique ("email"))"#,
+                r#"create table if not exists "account_api_totp_steps" ("user_id" bigint not null primary key, "step" bigint not null)"#,
+            ],
+            Engine::MySql => &[
+                "create table if not exists `users` (`id` bigint unsigned not null auto_increment primary key, `name` varchar(255) not null, `email` varchar(255) not null, `email_verified_at` timestamp null, `password` varchar(255) not null, `two_factor_secret` text null, `two_factor_recovery_codes` text null, `two_factor_confirmed_at` timestamp null, `remember_token` varchar(100) null, `created_at` timestamp null, `updated_at` timestamp null, unique `users_email_unique`(`email`)) default character set utf8mb4 collate 'utf8mb4_unicode_ci'",
+                "create table if not exists `account_api_totp_steps` (`user_id` bigint unsigned not null primary key, `step` bigint not null)",
+            ],
+        };
+        for statement in statements {
+            on_pool!(self, pool => sqlx::query(statement).execute(pool).await.map(|_| ()))?;
+        }
+        self.add_two_factor_columns().await
+    }
+
+    /// Fortify's `add_two_factor_columns_to_users_table`, for a `users` table made
+    /// without it.
+    async fn add_two_factor_columns(&self) -> Result<(), sqlx::Error> {
+        let present = self.user_columns().await?;
+        let timestamp = match self.engine() {
+            Engine::Sqlite => "datetime",
+            Engine::Postgres => "timestamp(0) without time zone null",
+            Engine::MySql => "timestamp null",
+        };
+        for (column, ty) in [
+            ("two_factor_secret", "text null"),
+            ("two_factor_recovery_codes", "text null"),
+            ("two_factor_confirmed_at", timestamp),
+        ] {
+            if !present.iter().any(|c| c == column) {
+                tracing::info!(column, "adding Fortify's two-factor column to `users`");
+                let statement = format!("alter table users add column {column} {ty}");
+                on_pool!(self, pool => sqlx::query(&statement).execute(pool).await.map(|_| ()))?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn user_columns(&self) -> Result<Vec<String>, sqlx::Error> {
+        match &self.pool {
+            Pool::Sqlite(pool) => {
+                sqlx::query_scalar("select name from pragma_table_info('users')")
+                    .fetch_all(pool)
+                    .await
+            }
+            Pool::Postgres(pool) => {
+                sqlx::query_scalar(
+                    "select column_name::text from information_schema.columns \
+                     where table_schema = current_schema() and table_name = 'users'",
+                )
+                .fetch_all(pool)
+                .await
+            }
+            Pool::MySql(pool) => {
+                sqlx::query_scalar(
+                    "select cast(column_name as char) from information_schema.columns \
+                     where table_schema = database() and table_name = 'users'",
+                )
+                .fetch_all(pool)
+                .await
+            }
+        }
+    }
+}
+
+/// The engine a URL names, from its scheme.
+pub fn engine_of(url: &str) -> Result<Engine, sqlx::Error> {
+    let scheme = url.split(':').next().unwrap_or_default();
+    match scheme {
+        "sqlite" => Ok(Engine::Sqlite),
+        "postgres" | "postgresql" => Ok(Engine::Postgres),
+        "mysql" | "mariadb" => Ok(Engine::MySql),
+        _ => Err(sqlx::Error::Configuration(
+            format!("DATABASE_URL: unknown scheme `{scheme}` (sqlite://, postgres:// or mysql://)")
+                .into(),
+        )),
+    }
+}
+
+/// The file of a SQLite URL, if it names one (not `sqlite::memory:`).
+pub fn sqlite_file(url: &str) -> Option<PathBuf> {
+    if !matches!(engine_of(url), Ok(Engine::Sqlite))
+        || url.contains(":memory:")
+        || url.contains("mode=memory")
+    {
+        return None;
+    }
+    let options = SqliteConnectOptions::from_str(url).ok()?;
+    let file = options.get_filename();
+    (!file.as_os_str().is_empty()).then(|| file.to_path_buf())
+}
+
+/// `?` placeholders as PostgreSQL's `$1`, `$2`, …; a `?` inside a quoted string or
+/// identifier is left alone.
+fn numbered_placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut n = 0;
+    let mut quote: Option<char> = None;
+    for c in sql.chars() {
+        match (quote, c) {
+            (None, '?') => {
+                n += 1;
+                out.push('$');
+                out.push_str(&n.to_string());
+                continue;
+            }
+            (None, '\'' | '"') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            _ => {}
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A time as Laravel writes it: naive `Y-m-d H:i:s`, in UTC.
+///
+/// On PostgreSQL and MySQL it binds as a timestamp (MySQL sessions of sqlx run in
+/// `+00:00`); on SQLite, as the text Laravel writes (sqlx's own encoding would add a
+/// fraction, which Laravel's `Y-m-d H:i:s` format does not read).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LaravelTime(time::PrimitiveDateTime);
+
+impl LaravelTime {
+    /// Now, to the second.
+    pub(crate) fn now() -> Self {
+        let now = time::OffsetDateTime::now_utc();
+        let now = now.replace_nanosecond(0).unwrap_or(now);
+        Self(time::PrimitiveDateTime::new(now.date(), now.time()))
+    }
+
+    fn text(&self) -> String {
+        let format =
+            time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+        self.0.format(&format).unwrap_or_default()
+    }
+}
+
+mod encode {
+    use sqlx::{
+        Database, Encode, MySql, Postgres, Sqlite, Type, encode::IsNull, error::BoxDynError,
+    };
+    use time::PrimitiveDateTime;
+
+    use super::LaravelTime;
+
+    impl Type<Sqlite> for LaravelTime {
+        fn type_info() -> <Sqlite as Database>::TypeInfo {
+            <String as Type<Sqlite>>::type_info()
+        }
+    }
+
+    impl<'q> Encode<'q, Sqlite> for LaravelTime {
+        fn encode_by_ref(
+            &self,
+            buf: &mut <Sqlite as Database>::ArgumentBuffer<'q>,
+        ) -> Result<IsNull, BoxDynError> {
+            <String as Encode<'q, Sqlite>>::encode(self.text(), buf)
+        }
+    }
+
+    macro_rules! as_timestamp {
+        ($($db:ty),*) => {$(
+            impl Type<$db> for LaravelTime {
+                fn type_info() -> <$db as Database>::TypeInfo {
+                    <PrimitiveDateTime as Type<$db>>::type_info()
+                }
+            }
+
+            impl<'q> Encode<'q, $db> for LaravelTime {
+                fn encode_by_ref(
+                    &self,
+                    buf: &mut <$db as Database>::ArgumentBuffer<'q>,
+                ) -> Result<IsNull, BoxDynError> {
+                    <PrimitiveDateTime as Encode<'q, $db>>::encode_by_ref(&self.0, buf)
+                }
+            }
+        )*};
+    }
+
+    as_timestamp!(Postgres, MySql);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_outside_quotes() {
+        assert_eq!(
+            numbered_placeholders("select '?' from \"a?\" where a = ? and b = ?"),
+            "select '?' from \"a?\" where a = $1 and b = $2"
+        );
+    }
+
+    #[tokio::test]
+    async fn debug_shows_no_connect_options() {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .connect_lazy("postgres://app:hunter2@db.invalid/app")
+            .unwrap();
+        let db = Db::from_pool(Pool::Postgres(pool));
+        assert_eq!(
+            format!("{db:?}"),
+            "Db { pool: Pool { engine: Postgres, .. } }"
+        );
+    }
+
+    #[test]
+    fn engines_by_scheme() {
+        assert_eq!(engine_of("sqlite://x.db").unwrap(), Engine::Sqlite);
+        assert_eq!(engine_of("sqlite::memory:").unwrap(), Engine::Sqlite);
+        assert_eq!(engine_of("postgres://h/db").unwrap(), Engine::Postgres);
+        assert_eq!(engine_of("postgresql://h/db").unwrap(), Engine::Postgres);
+        assert_eq!(engine_of("mysql://h/db").unwrap(), Engine::MySql);
+        assert!(engine_of("redis://h").is_err());
+    }
+
+    #[test]
+    fn sqlite_files() {
+        assert_eq!(
+            sqlite_file("sqlite://data/app.sqlite3"),
+            Some(PathBuf::from("data/app.sqlite3"))
+        );
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("sqlite://app.db?mode=memory"), None);
+        assert_eq!(sqlite_file("postgres://u@h/db"), None);
+    }
+
+    #[test]
+    fn laravel_time_text() {
+        let t = LaravelTime(time::macros::datetime!(2024-03-05 07:08:09));
+        assert_eq!(t.text(), "2024-03-05 07:08:09");
+        assert_eq!(LaravelTime::now().text().len(), 19);
+    }
+}
