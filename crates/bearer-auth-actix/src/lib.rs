@@ -14,6 +14,8 @@
 //!   extractors that hand the accepted principal to handlers;
 //! - [`PrincipalExt`]: `req.principal::<P>()`, the same principal for other code that runs
 //!   after the middleware.
+//! - [`mark_authorization_sensitive`]: hides the key from the `Debug` of the headers, for
+//!   an outermost middleware.
 //!
 //! # Example
 //!
@@ -96,38 +98,60 @@
 //! 0.2 crate's), on accepted requests and on anonymous ones of an optional route alike:
 //! the `Debug` of the headers, of the `HttpRequest` or of the `ServiceRequest`, in a
 //! handler or a middleware **inside** this one, shows `Sensitive` instead of the key.
+//! (Unless a middleware outside it keeps a clone of the request while calling it, which
+//! forbids changing the request: see
+//! [`BearerAuthMiddleware`](BearerAuthMiddleware#requests-shared-by-an-outer-middleware).)
 //!
 //! Middlewares **outside** it (registered on an enclosing `App` or `Scope`, or with a
 //! later `wrap` on the same one) see the request before it is marked, and a refused
 //! request is never marked. In particular actix-web's `Logger` renders its format's
 //! request headers before the middlewares inside it run, with the value's text whatever
 //! its mark: never put `%{Authorization}i` in its format. To mark the header for every
-//! middleware, do what tower-http's [`SetSensitiveRequestHeadersLayer`] does for Tower, in
-//! the outermost middleware (the last `wrap`):
+//! middleware, do what tower-http's [`SetSensitiveRequestHeadersLayer`] does for Tower:
+//! call [`mark_authorization_sensitive`] in the outermost middleware (the last `wrap`). It
+//! marks every value of the header; a request with several is refused, but the
+//! middlewares between the two would see them all:
 //!
 //! ```
-//! use actix_web::{
-//!     App, HttpResponse, dev::Service as _, http::header::AUTHORIZATION, middleware::Logger, web,
-//! };
-//! use bearer_auth::MemoryStore;
-//! use bearer_auth_actix::BearerAuthMiddleware;
+//! use std::sync::{Arc, Mutex};
 //!
-//! let app = App::new()
-//!     .service(
-//!         web::scope("/v1")
-//!             .wrap(BearerAuthMiddleware::new(MemoryStore::<String>::new()))
-//!             .route("/me", web::get().to(HttpResponse::Ok)),
-//!     )
-//!     .wrap(Logger::default())
-//!     // Registered last, so it runs first: every middleware after it sees the key marked.
-//!     .wrap_fn(|mut req, srv| {
-//!         // The first value: the middleware refuses a request with several.
-//!         if let Some(value) = req.headers_mut().get_mut(AUTHORIZATION) {
-//!             value.set_sensitive(true);
-//!         }
-//!         srv.call(req)
-//!     });
-//! # let _ = app;
+//! use actix_web::{App, HttpResponse, dev::Service as _, http::header::AUTHORIZATION, test, web};
+//! use bearer_auth::MemoryStore;
+//! use bearer_auth_actix::{BearerAuthMiddleware, mark_authorization_sensitive};
+//!
+//! # #[actix_web::main]
+//! # async fn main() {
+//! // What a middleware between the two sees: an audit log of the request headers.
+//! let audit = Arc::new(Mutex::new(Vec::new()));
+//! let seen = Arc::clone(&audit);
+//! let app = test::init_service(
+//!     App::new()
+//!         .service(
+//!             web::scope("/v1")
+//!                 .wrap(BearerAuthMiddleware::new(MemoryStore::<String>::new()))
+//!                 .route("/me", web::get().to(HttpResponse::Ok)),
+//!         )
+//!         .wrap_fn(move |req, srv| {
+//!             let values = req.headers().get_all(AUTHORIZATION);
+//!             seen.lock().unwrap().extend(values.map(|value| format!("{value:?}")));
+//!             srv.call(req)
+//!         })
+//!         // Registered last, so it runs first: every middleware after it sees the key marked.
+//!         .wrap_fn(|mut req, srv| {
+//!             mark_authorization_sensitive(req.headers_mut());
+//!             srv.call(req)
+//!         }),
+//! )
+//! .await;
+//!
+//! let req = test::TestRequest::get()
+//!     .uri("/v1/me")
+//!     .append_header(("Authorization", "Bearer first-secret"))
+//!     .append_header(("Authorization", "Bearer second-secret"))
+//!     .to_request();
+//! assert_eq!(test::call_service(&app, req).await.status(), 401);
+//! assert_eq!(*audit.lock().unwrap(), ["Sensitive", "Sensitive"]);
+//! # }
 //! ```
 //!
 //! [`SetSensitiveRequestHeadersLayer`]: https://docs.rs/tower-http/latest/tower_http/sensitive_headers/struct.SetSensitiveRequestHeadersLayer.html
@@ -141,9 +165,11 @@
 //! middleware is logged at `error` when an extractor finds it.
 //!
 //! So that an outage or a misconfigured route cannot fill a disk, the `error` events are
-//! throttled: the first is logged, then at most one per
+//! throttled, each kind on its own (each distinct backend error, each principal type of an
+//! uncovered route): the first is logged, then at most one per
 //! [`DEFAULT_ERROR_LOG_INTERVAL`](bearer_auth::DEFAULT_ERROR_LOG_INTERVAL) (10 s) with the
-//! number not logged since in its `suppressed` field. The `debug` events are all logged.
+//! number not logged since in its `suppressed` field, so that no error, however often a
+//! client causes it, hides another. The `debug` events are all logged.
 //! Set the interval with
 //! [`Authenticator::with_error_log_interval`](bearer_auth::Authenticator::with_error_log_interval)
 //! and [`BearerAuthMiddleware::from_authenticator`].
@@ -157,11 +183,13 @@ mod future;
 mod middleware;
 mod outcome;
 mod response;
+mod sensitive;
 
 pub use extract::{Authenticated, AuthenticatedRejection, MaybeAuthenticated, MissingMiddleware};
 pub use future::ResponseFuture;
 pub use middleware::{BearerAuthMiddleware, BearerAuthService};
 pub use outcome::PrincipalExt;
+pub use sensitive::mark_authorization_sensitive;
 
 /// The core crate, re-exported so that its verifiers, stores and rejections can be named
 /// without a separate dependency.

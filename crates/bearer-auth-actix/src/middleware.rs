@@ -121,6 +121,25 @@ use bearer_auth::{
 /// not put the two-factor challenge route under an [`App::wrap`] or [`Scope::wrap`] that
 /// refuses a pending second factor, or the outer one answers 403 before the inner one runs.
 ///
+/// # Requests shared by an outer middleware
+///
+/// Marking the `Authorization` header sensitive changes the request, which actix-web
+/// allows only while no other `HttpRequest` clone of it is alive. A middleware outside this
+/// one on the same [`Resource`] (where actix-web itself does not need the request unshared)
+/// that keeps `req.request().clone()` while it calls the service breaks that rule.
+/// actix-web has no way to tell beforehand, and its `headers_mut` panics. This middleware
+/// catches that panic (it happens before anything is changed) and lets the request through
+/// with its verdict, its header left unmarked, and logs it at `error`, once per
+/// [error-log interval](bearer_auth::Authenticator::error_log_interval). The process's
+/// panic hook still reports each such panic (on stderr, by default).
+///
+/// So do not keep a clone of the request across the call to the inner service in a
+/// middleware outside this one: take what you need from it before (the method, the path)
+/// or use the `ServiceResponse`'s request afterwards. **Under `panic = "abort"`** nothing
+/// can be caught: such an app must not hold request clones across the call at all, or the
+/// first request with an `Authorization` header that this middleware lets through aborts
+/// the process.
+///
 /// [`App::wrap`]: actix_web::App::wrap
 /// [`Scope::wrap`]: actix_web::Scope::wrap
 /// [`Resource::wrap`]: actix_web::Resource::wrap
@@ -343,7 +362,11 @@ where
         let Some(token) = token else {
             // An optional route without credentials: no principal, a marker instead.
             let marker = Unauthenticated::new(self.auth.challenge().clone());
-            admit(&mut req, Outcome::<V::Principal>::Anonymous(marker));
+            admit(
+                &mut req,
+                Outcome::<V::Principal>::Anonymous(marker),
+                self.auth.error_log_throttle(),
+            );
             return ResponseFuture::called(self.service.call(req));
         };
         // A verifier with the answer at hand (an in-memory store, a cache hit): decided
@@ -352,7 +375,11 @@ where
             drop(token);
             return match outcome {
                 Ok(principal) => {
-                    admit(&mut req, Outcome::Accepted(principal));
+                    admit(
+                        &mut req,
+                        Outcome::Accepted(principal),
+                        self.auth.error_log_throttle(),
+                    );
                     ResponseFuture::called(self.service.call(req))
                 }
                 Err(rejection) => ResponseFuture::refused(refuse(req, &self.auth, &rejection)),
@@ -366,7 +393,11 @@ where
             drop(token);
             match verified {
                 Ok(principal) => {
-                    admit(&mut req, Outcome::Accepted(principal));
+                    admit(
+                        &mut req,
+                        Outcome::Accepted(principal),
+                        auth.error_log_throttle(),
+                    );
                     service
                         .call(req)
                         .await

@@ -1,12 +1,10 @@
 //! What [`BearerAuthService`](crate::BearerAuthService) leaves in the request extensions,
 //! and [`PrincipalExt`], to read it.
 
-use actix_web::{
-    HttpMessage, HttpRequest,
-    dev::ServiceRequest,
-    http::header::{AUTHORIZATION, HeaderMap},
-};
-use bearer_auth::{Principal, Unauthenticated};
+use actix_web::{HttpMessage, HttpRequest, dev::ServiceRequest};
+use bearer_auth::{ErrorLogThrottle, Principal, Unauthenticated};
+
+use crate::sensitive::mark_request;
 
 /// The middleware's verdict on a request it let through, stored in the request
 /// extensions.
@@ -22,30 +20,17 @@ pub(crate) enum Outcome<P> {
 }
 
 /// Lets `req` through to the wrapped service with the middleware's verdict, its
-/// `Authorization` values marked sensitive.
-pub(crate) fn admit<P: Principal>(req: &mut ServiceRequest, outcome: Outcome<P>) {
-    mark_sensitive(req.headers_mut());
+/// `Authorization` values marked sensitive where actix-web allows it (see
+/// [`mark_request`]).
+pub(crate) fn admit<P: Principal>(
+    req: &mut ServiceRequest,
+    outcome: Outcome<P>,
+    error_log: &ErrorLogThrottle,
+) {
+    mark_request(req, error_log);
+    // The extensions are shared by every clone of the request: this works whether or not
+    // an outer middleware keeps one.
     req.extensions_mut().insert(outcome);
-}
-
-/// Marks every `Authorization` value sensitive (`http` 0.2's `HeaderValue::set_sensitive`,
-/// which actix-web's header map holds), so that the `Debug` of the headers or of the
-/// request (a handler's `{:?}`, a middleware inside this one) shows `Sensitive` instead of
-/// the key.
-///
-/// `headers_mut` needs the request not to be shared, as actix-web's own routing does
-/// before this middleware runs. One lookup and no allocation for the usual single value;
-/// several values, rare, are taken out and put back in order (actix-web's map has no
-/// mutable access to all of a name's values).
-fn mark_sensitive(headers: &mut HeaderMap) {
-    if headers.get_all(AUTHORIZATION).nth(1).is_some() {
-        for mut value in headers.remove(AUTHORIZATION) {
-            value.set_sensitive(true);
-            headers.append(AUTHORIZATION, value);
-        }
-    } else if let Some(value) = headers.get_mut(AUTHORIZATION) {
-        value.set_sensitive(true);
-    }
 }
 
 /// Reads the principal that a [`BearerAuthMiddleware`](crate::BearerAuthMiddleware)
@@ -138,50 +123,26 @@ mod sealed {
 
 #[cfg(test)]
 mod tests {
-    use actix_web::{
-        http::header::{ACCEPT, HeaderValue},
-        test::TestRequest,
-    };
+    use std::time::Duration;
+
+    use actix_web::test::TestRequest;
     use bearer_auth::Challenge;
 
     use super::*;
 
     #[test]
-    fn every_authorization_value_is_marked_sensitive_and_nothing_else() {
-        for count in 0..=5 {
-            let mut req = TestRequest::default()
-                .insert_header((ACCEPT, "application/json"))
-                .to_srv_request();
-            for i in 0..count {
-                let value = HeaderValue::try_from(format!("Bearer key-{i}")).unwrap();
-                req.headers_mut().append(AUTHORIZATION, value);
-            }
-            admit(&mut req, Outcome::Accepted(7_u64));
-            let headers = req.headers();
-            let values: Vec<_> = headers.get_all(AUTHORIZATION).collect();
-            assert_eq!(values.len(), count);
-            assert!(values.iter().all(|value| value.is_sensitive()), "{count}");
-            assert!(!headers.get(ACCEPT).unwrap().is_sensitive());
-            let shown = format!("{headers:?}\n{req:?}");
-            assert!(!shown.contains("key-"), "{shown}");
-            // The values themselves are unchanged, in order.
-            for (i, value) in values.iter().enumerate() {
-                assert_eq!(value.as_bytes(), format!("Bearer key-{i}").as_bytes());
-            }
-        }
-    }
-
-    #[test]
     fn only_the_middlewares_own_outcome_is_a_principal() {
+        let error_log = ErrorLogThrottle::new(Duration::ZERO);
         let mut req = TestRequest::default().to_srv_request();
         req.extensions_mut().insert(424_242_u64);
         assert_eq!(req.principal::<u64>(), None);
         admit(
             &mut req,
             Outcome::<u64>::Anonymous(Unauthenticated::new(Challenge::new())),
+            &error_log,
         );
         assert_eq!(req.principal::<u64>(), None);
-        admit(&mut req, Outcome::Accepted(7_u64));
+        admit(&mut req, Outcome::Accepted(7_u64), &error_log);
         assert_eq!(req.principal::<u64>(), Some(7));
         assert_eq!(req.request().principal::<u64>(), Some(7));
         assert_eq!(req.extensions().get::<u64>(), Some(&424_242));

@@ -195,9 +195,11 @@
 //! route that no layer covers logs that misconfiguration at `error`.
 //!
 //! So that an outage or a misconfigured route cannot fill a disk, the `error` events are
-//! throttled: the first is logged, then at most one per
+//! throttled, each kind on its own (each distinct backend error, each principal type of an
+//! uncovered route): the first is logged, then at most one per
 //! [`DEFAULT_ERROR_LOG_INTERVAL`](bearer_auth::DEFAULT_ERROR_LOG_INTERVAL) (10 s) with the
-//! number not logged since in its `suppressed` field. The `debug` events are all logged.
+//! number not logged since in its `suppressed` field, so that no error, however often a
+//! client causes it, hides another. The `debug` events are all logged.
 //! Set the interval with
 //! [`Authenticator::with_error_log_interval`](bearer_auth::Authenticator::with_error_log_interval)
 //! and [`BearerAuthLayer::from_authenticator`].

@@ -7,8 +7,8 @@ use bytes::Bytes;
 use http::{HeaderMap, Response, header::AUTHORIZATION};
 
 use crate::{
-    BearerToken, Challenge, DEFAULT_ERROR_LOG_INTERVAL, DEFAULT_MAX_TOKEN_LEN, InvalidRealm,
-    Principal, Rejection, TokenVerifier, throttle::LogThrottle,
+    BearerToken, Challenge, DEFAULT_ERROR_LOG_INTERVAL, DEFAULT_MAX_TOKEN_LEN, ErrorLogThrottle,
+    InvalidRealm, Principal, Rejection, TokenVerifier, throttle::DisplayedText,
 };
 
 /// What a route asks of a request beyond a valid token.
@@ -188,7 +188,7 @@ pub struct Authenticator<V> {
     challenge: Challenge,
     max_token_len: usize,
     /// Shared by clones: one backend, one stream of error events.
-    unavailable_log: Arc<LogThrottle>,
+    error_log: Arc<ErrorLogThrottle>,
 }
 
 impl<V> Authenticator<V> {
@@ -201,7 +201,7 @@ impl<V> Authenticator<V> {
             policy: Policy::default(),
             challenge: Challenge::default(),
             max_token_len: DEFAULT_MAX_TOKEN_LEN,
-            unavailable_log: Arc::new(LogThrottle::new(DEFAULT_ERROR_LOG_INTERVAL)),
+            error_log: Arc::new(ErrorLogThrottle::new(DEFAULT_ERROR_LOG_INTERVAL)),
         }
     }
 
@@ -238,15 +238,19 @@ impl<V> Authenticator<V> {
         self
     }
 
-    /// Logs a failure of the verifier's backend ([`Rejection::Unavailable`], at `error`)
-    /// at most once per `interval` instead of [`DEFAULT_ERROR_LOG_INTERVAL`].
+    /// Logs each kind of failure of the verifier's backend ([`Rejection::Unavailable`], at
+    /// `error`) at most once per `interval` instead of [`DEFAULT_ERROR_LOG_INTERVAL`].
     ///
-    /// The first failure is logged at once; those that follow within the interval are
-    /// counted, and the first one after it is logged with their number in its
-    /// `suppressed` field. A zero interval logs every failure. Clones of this
-    /// authenticator (the services of one layer or middleware) share the count.
+    /// A kind is the text of the backend's error, as logged in the event's `error` field:
+    /// each distinct error has its own interval, so that a failure a client can cause at
+    /// will cannot keep another one (the database going down) out of the logs. The first
+    /// failure of a kind is logged at once; those of that kind that follow within the
+    /// interval are counted, and the first one after it is logged with their number in its
+    /// `suppressed` field. At most 32 kinds are followed one by one, the others share one
+    /// interval (see [`ErrorLogThrottle`]). A zero interval logs every failure. Clones of
+    /// this authenticator (the services of one layer or middleware) share the counts.
     pub fn with_error_log_interval(mut self, interval: Duration) -> Self {
-        self.unavailable_log = Arc::new(LogThrottle::new(interval));
+        self.error_log = Arc::new(ErrorLogThrottle::new(interval));
         self
     }
 
@@ -293,9 +297,16 @@ impl<V> Authenticator<V> {
         self.max_token_len
     }
 
-    /// The shortest time between two logged backend failures.
+    /// The shortest time between two logged backend failures of one kind.
     pub fn error_log_interval(&self) -> Duration {
-        self.unavailable_log.interval()
+        self.error_log.interval()
+    }
+
+    /// The throttle of this authenticator's error-level events, shared by its clones: the
+    /// adapters log their own errors about a request (each kind once per
+    /// [`error_log_interval`](Self::error_log_interval)) through it.
+    pub fn error_log_throttle(&self) -> &ErrorLogThrottle {
+        &self.error_log
     }
 
     /// Renders a rejection to the documented response.
@@ -370,12 +381,12 @@ impl<V: TokenVerifier> Authenticator<V> {
 
 impl<V> Authenticator<V> {
     /// Logs one event for a refusal: its reason, never the token or its digest. Backend
-    /// failures are logged at `error`, at most once per interval with the number of
-    /// those not logged; every other refusal at `debug`, each one.
+    /// failures are logged at `error`, each distinct error text at most once per interval
+    /// with the number of those not logged; every other refusal at `debug`, each one.
     fn refused(&self, rejection: Rejection) -> Rejection {
         match &rejection {
             Rejection::Unavailable(source) => {
-                if let Some(suppressed) = self.unavailable_log.admit() {
+                if let Some(suppressed) = self.error_log.admit(&DisplayedText(source)) {
                     tracing::error!(
                         target: "bearer_auth",
                         reason = rejection.reason(),
@@ -692,7 +703,8 @@ mod tests {
         assert_eq!(a.error_log_interval(), crate::DEFAULT_ERROR_LOG_INTERVAL);
         let b = a.with_error_log_interval(Duration::from_millis(5));
         assert_eq!(b.error_log_interval(), Duration::from_millis(5));
-        assert!(Arc::ptr_eq(&b.unavailable_log, &b.clone().unavailable_log));
+        assert!(Arc::ptr_eq(&b.error_log, &b.clone().error_log));
+        assert!(std::ptr::eq(b.error_log_throttle(), &*b.error_log));
     }
 
     #[tokio::test]

@@ -1,10 +1,12 @@
 //! What the adapters leave in request extensions, and the answer an extractor gives when
 //! they left nothing.
 
+use std::sync::LazyLock;
+
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header::CONTENT_TYPE};
 
-use crate::{Challenge, DEFAULT_ERROR_LOG_INTERVAL, Rejection, throttle::LogThrottle};
+use crate::{Challenge, DEFAULT_ERROR_LOG_INTERVAL, ErrorLogThrottle, Rejection};
 
 /// The body of the 500 response an extractor sends when no authentication layer or
 /// middleware covers its route (a programming error, not the client's).
@@ -42,13 +44,16 @@ impl Unauthenticated {
     }
 }
 
-/// The error events of [`missing_layer_response`], for the whole process.
-static MISSING_LAYER_LOG: LogThrottle = LogThrottle::new(DEFAULT_ERROR_LOG_INTERVAL);
+/// The error events of [`missing_layer_response`], for the whole process: one kind per
+/// principal type.
+static MISSING_LAYER_LOG: LazyLock<ErrorLogThrottle> =
+    LazyLock::new(|| ErrorLogThrottle::new(DEFAULT_ERROR_LOG_INTERVAL));
 
 /// The 500 an extractor answers with when no adapter ran before it, and logs the
-/// misconfiguration at `error`: the first time, then at most once per
-/// [`DEFAULT_ERROR_LOG_INTERVAL`] with the number of requests not logged since in its
-/// `suppressed` field, so that a busy misconfigured route cannot fill a disk.
+/// misconfiguration at `error`: for each principal type, the first time, then at most
+/// once per [`DEFAULT_ERROR_LOG_INTERVAL`] with the number of requests not logged since in
+/// its `suppressed` field, so that a busy misconfigured route cannot fill a disk nor hide
+/// another one.
 pub fn missing_layer_response<B: From<Bytes>>(principal_type: &'static str) -> Response<B> {
     log_missing_layer(&MISSING_LAYER_LOG, principal_type);
     let mut response = Response::new(B::from(Bytes::from_static(MISSING_LAYER_BODY)));
@@ -60,8 +65,8 @@ pub fn missing_layer_response<B: From<Bytes>>(principal_type: &'static str) -> R
     response
 }
 
-fn log_missing_layer(throttle: &LogThrottle, principal_type: &'static str) {
-    if let Some(suppressed) = throttle.admit() {
+fn log_missing_layer(throttle: &ErrorLogThrottle, principal_type: &'static str) {
+    if let Some(suppressed) = throttle.admit(principal_type) {
         tracing::error!(
             target: "bearer_auth",
             principal = principal_type,

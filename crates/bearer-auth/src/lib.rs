@@ -75,6 +75,9 @@
 //!   verifier's backend failing, an extractor on a route no adapter covers) are logged
 //!   the first time and then at most once per [`DEFAULT_ERROR_LOG_INTERVAL`], with the
 //!   number not logged in between (`suppressed`), so that an outage cannot fill a disk.
+//!   Each kind of error (each backend error text, each principal type of an uncovered
+//!   route) has its own interval, so that an error a client can cause at will cannot
+//!   hide another; the kinds followed are bounded ([`ErrorLogThrottle`]).
 //! - **What is not constant time**, on purpose: the token's length; the scheme and the
 //!   whitespace around it; whether the token was accepted; the key id (the digits before
 //!   `|`), which is parsed with ordinary code. The id is not secret: it is a row number
@@ -112,7 +115,7 @@ pub use rejection::{
 pub use store::{
     AccessToken, IssuedToken, NewToken, NewTokenParts, StoreError, TokenInfo, TokenStore,
 };
-pub use throttle::DEFAULT_ERROR_LOG_INTERVAL;
+pub use throttle::{DEFAULT_ERROR_LOG_INTERVAL, ErrorLogThrottle};
 pub use verifier::{TokenVerifier, VerifierFn, verifier_fn};
 
 /// Re-exported so that verifiers can be written without naming the dependency.

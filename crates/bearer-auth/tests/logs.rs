@@ -6,7 +6,10 @@
 #![allow(clippy::unwrap_used)]
 
 use std::{
-    sync::{Arc, Mutex, OnceLock},
+    sync::{
+        Arc, Mutex, OnceLock,
+        atomic::{AtomicBool, Ordering},
+    },
     thread::{self, ThreadId},
     time::Duration,
 };
@@ -189,10 +192,148 @@ async fn a_zero_interval_logs_every_backend_failure() {
     assert!(events.iter().all(|e| e.field("suppressed") == Some("0")));
 }
 
+#[tokio::test(flavor = "current_thread")]
+async fn a_backend_error_a_client_can_cause_does_not_hide_another() {
+    let recorder = Recorder::global();
+    recorder.take();
+    // The database is healthy at first, and goes down later.
+    let db_down = Arc::new(AtomicBool::new(false));
+    let down = Arc::clone(&db_down);
+    let verifier = verifier_fn(move |token: BearerToken| {
+        let down = down.load(Ordering::SeqCst);
+        async move {
+            // A key id the backend's column cannot hold: a backend error any client can
+            // cause at will, harmless in itself.
+            if token.as_str().starts_with("99999999999999999999") {
+                return Err(Rejection::unavailable(std::io::Error::other(
+                    "numeric field overflow",
+                )));
+            }
+            if down {
+                return Err(Rejection::unavailable(std::io::Error::other(
+                    "FATAL: password authentication failed for user \"app\"",
+                )));
+            }
+            Err::<u64, _>(Rejection::InvalidToken(InvalidReason::Unknown))
+        }
+    });
+    let interval = Duration::from_millis(300);
+    let auth = Authenticator::new(verifier).with_error_log_interval(interval);
+    let crafted = b"Bearer 99999999999999999999|x";
+
+    // The crafted request comes first in every interval, from the start.
+    auth.authenticate([&crafted[..]]).await.unwrap_err();
+    db_down.store(true, Ordering::SeqCst);
+    for _round in 0..3 {
+        // Real users hit the real outage for the whole interval...
+        for _ in 0..50 {
+            let refused = auth
+                .authenticate([&b"Bearer 1|real-user-key"[..]])
+                .await
+                .unwrap_err();
+            assert_eq!(refused.status(), 503);
+        }
+        tokio::time::sleep(interval + Duration::from_millis(20)).await;
+        // ...and the crafted request is first in each new interval.
+        auth.authenticate([&crafted[..]]).await.unwrap_err();
+    }
+    let errors: Vec<(String, String)> = recorder
+        .take()
+        .into_iter()
+        .filter(|e| e.level == Level::ERROR)
+        .map(|e| {
+            (
+                e.field("error").unwrap().to_owned(),
+                e.field("suppressed").unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected = |error: &str, suppressed: &str| (error.to_owned(), suppressed.to_owned());
+    let outage = "FATAL: password authentication failed for user \"app\"";
+    assert_eq!(
+        errors,
+        [
+            expected("numeric field overflow", "0"),
+            // Each error its own interval: the outage is logged at once, then once per
+            // interval with the number of its failures not logged.
+            expected(outage, "0"),
+            expected("numeric field overflow", "0"),
+            expected(outage, "49"),
+            expected("numeric field overflow", "0"),
+            expected(outage, "49"),
+            expected("numeric field overflow", "0"),
+        ]
+    );
+}
+
+/// With a zero interval ("every failure is logged"), threads whose clock readings reach
+/// the throttle out of order used to drop events.
+#[test]
+fn a_zero_interval_logs_every_backend_failure_under_concurrency() {
+    let recorder = Recorder::global();
+    let verifier = verifier_fn(|_: BearerToken| async {
+        Err::<u64, _>(Rejection::unavailable(std::io::Error::other("down")))
+    });
+    let auth = Authenticator::new(verifier).with_error_log_interval(Duration::ZERO);
+    const THREADS: usize = 4;
+    const EACH: usize = 20_000;
+    let logged: usize = thread::scope(|scope| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let auth = &auth;
+                scope.spawn(move || {
+                    recorder.take();
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .build()
+                        .unwrap();
+                    for _ in 0..EACH {
+                        rt.block_on(auth.authenticate([&b"Bearer x"[..]]))
+                            .unwrap_err();
+                    }
+                    let events = recorder.take();
+                    assert!(events.iter().all(|e| e.field("suppressed") == Some("0")));
+                    events.iter().filter(|e| e.level == Level::ERROR).count()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    assert_eq!(logged, THREADS * EACH);
+}
+
+#[test]
+fn a_busy_uncovered_route_does_not_hide_another_principal_type() {
+    let recorder = Recorder::global();
+    recorder.take();
+    let _: http::Response<bytes::Bytes> = missing_layer_response("app::Admin");
+    for _ in 0..100 {
+        let _: http::Response<bytes::Bytes> = missing_layer_response("app::Billing");
+    }
+    let _: http::Response<bytes::Bytes> = missing_layer_response("app::Admin");
+    let logged: Vec<(String, String)> = recorder
+        .take()
+        .into_iter()
+        .map(|e| {
+            assert_eq!(e.level, Level::ERROR);
+            (
+                e.field("principal").unwrap().to_owned(),
+                e.field("suppressed").unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        logged,
+        [
+            ("app::Admin".to_owned(), "0".to_owned()),
+            ("app::Billing".to_owned(), "0".to_owned()),
+        ]
+    );
+}
+
 #[test]
 fn a_thousand_uncovered_routes_log_one_event() {
-    // The only test of this binary that answers for a missing layer: the throttle is
-    // the process's.
+    // The missing-layer throttle is the process's: no other test of this binary uses
+    // the principal type `u64`.
     let recorder = Recorder::global();
     recorder.take();
     for _ in 0..1000 {
