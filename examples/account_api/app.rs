@@ -320,6 +320,7 @@ fn router(shared: &AppState, body_limit: usize) -> Router {
         .routes(utoipa_axum::routes!(routes::two_factor::enable))
         .routes(utoipa_axum::routes!(routes::two_factor::confirm))
         .routes(utoipa_axum::routes!(routes::two_factor::disable))
+        .routes(utoipa_axum::routes!(routes::two_factor::qr_code))
         .routes(utoipa_axum::routes!(
             routes::keys::list_keys,
             routes::keys::create_key

@@ -30,6 +30,7 @@
 //! | `POST /v1/profile/api-keys/{id}/regenerate` | 200 the key with a new `plain_text_token`; the old one refused at once |
 //! | `DELETE /v1/profile/api-keys/{id}` | 204 |
 //! | `POST /v1/auth/logout` | 204: the token used is revoked |
+//! | `GET /v1/auth/two-factor/qr-code` | 200 `{"svg","url"}`: the QR code of the secret being turned on, as SVG; 409 on or not enabled |
 //! | `GET /v1/openapi.json` | the OpenAPI 3.1 document of all of the above |
 //!
 //! Every protected route answers the middleware's documented 401 and 403 bodies; another
