@@ -15,6 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::{
     crypto::{Encrypter, KeyFileError},
+    dashboard,
     db::{self, Db},
     errors::{self, json_response},
     openapi, routes,
@@ -336,6 +337,7 @@ fn router(shared: &AppState, body_limit: usize) -> Router {
         .split_for_parts();
     let document = openapi::document(api);
     router
+        .merge(dashboard::routes())
         .route(
             openapi::PATH,
             get(move || {
