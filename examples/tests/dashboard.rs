@@ -119,7 +119,7 @@ async fn save_screenshot(browser: &Page, name: &str, width: u32) {
     browser.resize(width, DESKTOP.1).await;
     // The window as tall as the page, so that the picture shows all of it.
     let height = browser
-        .js("return document.documentElement.scrollHeight;")
+        .js("return Math.ceil(document.body.getBoundingClientRect().height);")
         .await
         .as_u64()
         .unwrap();
