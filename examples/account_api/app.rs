@@ -15,6 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::{
     crypto::{Encrypter, KeyFileError},
+    dashboard,
     db::{self, Db},
     errors::{self, json_response},
     openapi, routes,
@@ -320,6 +321,7 @@ fn router(shared: &AppState, body_limit: usize) -> Router {
         .routes(utoipa_axum::routes!(routes::two_factor::enable))
         .routes(utoipa_axum::routes!(routes::two_factor::confirm))
         .routes(utoipa_axum::routes!(routes::two_factor::disable))
+        .routes(utoipa_axum::routes!(routes::two_factor::qr_code))
         .routes(utoipa_axum::routes!(
             routes::keys::list_keys,
             routes::keys::create_key
@@ -335,6 +337,7 @@ fn router(shared: &AppState, body_limit: usize) -> Router {
         .split_for_parts();
     let document = openapi::document(api);
     router
+        .merge(dashboard::routes())
         .route(
             openapi::PATH,
             get(move || {

@@ -2,6 +2,7 @@
 //! for a token, create API keys (the plain text token shown once), list, regenerate and
 //! revoke them, turn two-factor sign-in on, and pass its challenge; every protected route
 //! behind `bearer-auth-tower`'s layer, which answers the documented 401 and 403 bodies.
+//! A web [`dashboard`] at `/` does all of it in a browser, through the same JSON API.
 //!
 //! `cargo run --example account_api` serves it (see `main.rs`); this library is the same
 //! service, so that tests can start it on `127.0.0.1:0`:
@@ -30,7 +31,9 @@
 //! | `POST /v1/profile/api-keys/{id}/regenerate` | 200 the key with a new `plain_text_token`; the old one refused at once |
 //! | `DELETE /v1/profile/api-keys/{id}` | 204 |
 //! | `POST /v1/auth/logout` | 204: the token used is revoked |
+//! | `GET /v1/auth/two-factor/qr-code` | 200 `{"svg","url"}`: the QR code of the secret being turned on, as SVG; 409 on or not enabled |
 //! | `GET /v1/openapi.json` | the OpenAPI 3.1 document of all of the above |
+//! | `GET /`, `/assets/app.css`, `/assets/app.js` | the [`dashboard`]: sign in, the API page, two-factor, in a browser |
 //!
 //! Every protected route answers the middleware's documented 401 and 403 bodies; another
 //! user's key id answers 404 as an unknown id does. Keys live in `bearer-auth-sqlx`'s
@@ -44,6 +47,7 @@
 //! | [`users`] | Laravel's `users` table and its queries; bcrypt `$2y$` passwords |
 //! | [`two_factor`] | TOTP (RFC 6238) and recovery codes, as Laravel Fortify makes them |
 //! | [`crypto`] | Laravel's encrypter (AES-256-CBC + HMAC-SHA256) for the two-factor columns |
+//! | [`dashboard`] | the web page at `/` (HTML, CSS and JavaScript embedded), which uses the JSON API |
 //! | [`db`] | the pool on SQLite, PostgreSQL or MySQL/MariaDB, and the tables |
 //! | [`errors`], [`input`] | JSON errors in Laravel's shapes; request fields read as Laravel's validator does |
 //! | [`throttle`] | Laravel's rate limiter for failed logins and two-factor challenges |
@@ -53,6 +57,7 @@
 
 pub mod app;
 pub mod crypto;
+pub mod dashboard;
 pub mod db;
 pub mod errors;
 pub mod input;

@@ -11,6 +11,9 @@
 //! owner-readable only, in a file beside the SQLite database (`$APP_KEY_FILE` to choose).
 //! Logs go to stderr (`RUST_LOG`, default `info`). Stops gracefully on SIGTERM or Ctrl-C.
 //!
+//! Open `http://127.0.0.1:3000/` in a browser for the dashboard (register, then create a
+//! key on the API page), or use the JSON API directly:
+//!
 //! ```sh
 //! curl -s http://127.0.0.1:3000/v1/auth/register -H 'Content-Type: application/json' \
 //!   -d '{"name":"Ada","email":"ada@example.com","password":"correct horse"}'
@@ -36,11 +39,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::from_env();
     let app = App::start(&config).await?;
     let listener = tokio::net::TcpListener::bind(&config.bind_addr).await?;
-    tracing::info!(
-        addr = %listener.local_addr()?,
-        engine = ?app.db().engine(),
-        "listening"
-    );
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, engine = ?app.db().engine(), "listening");
+    tracing::info!("dashboard: http://{addr}/");
     app.serve(listener, account_api::shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

@@ -390,6 +390,63 @@ async fn two_factor_off_with_the_password_and_on_again() {
 }
 
 #[tokio::test]
+async fn the_qr_code_of_the_secret_being_turned_on() {
+    let (_db, server) = sqlite().await;
+    const PATH: &str = "/v1/auth/two-factor/qr-code";
+    server
+        .get(PATH, None)
+        .await
+        .expect(401, r#"{"message":"Unauthenticated."}"#);
+    let (_, token) = server
+        .register("Ada", "ada@example.com", "correct horse")
+        .await;
+    server.get(PATH, Some(&token)).await.expect(
+        409,
+        r#"{"message":"Two-factor authentication is not being enabled: call POST /v1/auth/two-factor/enable first."}"#,
+    );
+
+    let enabled = server
+        .post_empty("/v1/auth/two-factor/enable", Some(&token))
+        .await
+        .expect_status(200);
+    let reply = server.get(PATH, Some(&token)).await;
+    let qr = reply.expect_status(200);
+    let mut fields: Vec<&str> = qr.as_object().unwrap().keys().map(String::as_str).collect();
+    fields.sort_unstable();
+    assert_eq!(fields, ["svg", "url"]);
+    assert_eq!(qr["url"], enabled["otpauth_url"]);
+    let svg = qr["svg"].as_str().unwrap();
+    assert!(
+        svg.starts_with(
+            r#"<?xml version="1.0" standalone="yes"?><svg xmlns="http://www.w3.org/2000/svg""#
+        ) && svg.ends_with("</svg>"),
+        "{svg}"
+    );
+
+    // Confirmed, the secret is not shown again.
+    let secret = enabled["secret"].as_str().unwrap();
+    server
+        .post(
+            "/v1/auth/two-factor/confirm",
+            Some(&token),
+            json!({"code": totp(secret, current_step())}),
+        )
+        .await
+        .expect_status(200);
+    server.get(PATH, Some(&token)).await.expect(
+        409,
+        r#"{"message":"Two-factor authentication is already enabled."}"#,
+    );
+    // A login waiting for its code gets the documented 403.
+    let (pending, requires_2fa) = server.login("ada@example.com", "correct horse").await;
+    assert!(requires_2fa);
+    server
+        .get(PATH, Some(&pending))
+        .await
+        .expect_second_factor_required();
+}
+
+#[tokio::test]
 async fn the_openapi_document_lists_every_route() {
     let (_db, server) = sqlite().await;
     let reply = server.get("/v1/openapi.json", None).await;
@@ -411,6 +468,7 @@ async fn the_openapi_document_lists_every_route() {
         [
             "DELETE /v1/auth/two-factor",
             "DELETE /v1/profile/api-keys/{id}",
+            "GET /v1/auth/two-factor/qr-code",
             "GET /v1/auth/user",
             "GET /v1/profile/api-keys",
             "POST /v1/auth/login",

@@ -81,6 +81,56 @@ pub(crate) async fn enable(
     ))
 }
 
+/// The secret being turned on, as a QR code.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct QrCodeResponse {
+    /// An SVG image (`image/svg+xml`) of the QR code of `url`, made by this server.
+    #[schema(
+        example = "<?xml version=\"1.0\" standalone=\"yes\"?><svg xmlns=\"http://www.w3.org/2000/svg\" …</svg>"
+    )]
+    svg: String,
+    /// The `otpauth://totp/…` URL the image holds.
+    url: String,
+}
+
+/// The QR code of the secret that `POST /v1/auth/two-factor/enable` made, for an
+/// authenticator app to scan (Laravel Fortify's `GET /user/two-factor-qr-code`). Only
+/// while two-factor is being turned on: once confirmed, the secret is not shown again.
+#[utoipa::path(
+    get,
+    path = "/v1/auth/two-factor/qr-code",
+    tag = "two-factor",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The QR code of the secret not confirmed yet", body = QrCodeResponse),
+        (status = 401, description = "Missing, unknown, expired or revoked token", body = crate::openapi::MessageBody),
+        (status = 403, description = "The token's second factor is pending", body = crate::openapi::SecondFactorBody),
+        (status = 409, description = "Two-factor is already on, or was not enabled", body = crate::openapi::MessageBody),
+    )
+)]
+pub(crate) async fn qr_code(
+    State(app): State<AppState>,
+    Authenticated(token): Authenticated<Token>,
+) -> Result<Response, ApiError> {
+    let user = current_user(&app, &token).await?;
+    if user.two_factor_enabled() {
+        return Err(already_enabled());
+    }
+    let Some(secret) = secret_of(&app, &user)? else {
+        return Err(ApiError::Status(
+            StatusCode::CONFLICT,
+            Cow::Borrowed(
+                "Two-factor authentication is not being enabled: call POST /v1/auth/two-factor/enable first.",
+            ),
+        ));
+    };
+    let url = two_factor::otpauth_url(&secret, &app.issuer, &user.email)
+        .ok_or_else(|| ApiError::unavailable("two_factor_secret of a user is not base32"))?;
+    let svg = two_factor::qr_code_svg(&url)
+        .ok_or_else(|| ApiError::unavailable("an otpauth URL too long for a QR code"))?;
+    Ok(json(StatusCode::OK, &QrCodeResponse { svg, url }))
+}
+
 /// `POST /v1/auth/two-factor/confirm`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct ConfirmRequest {
