@@ -57,6 +57,7 @@ pub(crate) struct EnableResponse<'a> {
         (status = 401, description = "Missing, unknown, expired or revoked token", body = crate::openapi::MessageBody),
         (status = 403, description = "The token's second factor is pending", body = crate::openapi::SecondFactorBody),
         (status = 409, description = "Two-factor is already on: turn it off first", body = crate::openapi::MessageBody),
+        crate::openapi::Unavailable,
     )
 )]
 pub(crate) async fn enable(
@@ -135,6 +136,8 @@ async fn accept_code(
         (status = 403, description = "The token's second factor is pending", body = crate::openapi::SecondFactorBody),
         (status = 409, description = "Two-factor is already on", body = crate::openapi::MessageBody),
         (status = 422, description = "Wrong or used code, or two-factor not enabled", body = crate::openapi::ValidationErrorBody),
+        crate::openapi::JsonBodyRejections,
+        crate::openapi::Unavailable,
     )
 )]
 pub(crate) async fn confirm(
@@ -206,6 +209,8 @@ pub(crate) struct DisableRequest {
         (status = 422, description = "Wrong or missing password", body = crate::openapi::ValidationErrorBody),
         (status = 429, description = "Too many wrong passwords", body = crate::openapi::MessageBody,
             headers(("Retry-After" = u64, description = "Seconds until the next attempt"))),
+        crate::openapi::JsonBodyRejections,
+        crate::openapi::Unavailable,
     )
 )]
 pub(crate) async fn disable(
@@ -280,6 +285,8 @@ pub(crate) struct ChallengeResponse {
         (status = 422, description = "Wrong or used code or recovery code", body = crate::openapi::ValidationErrorBody),
         (status = 429, description = "Too many failed attempts with this token", body = crate::openapi::MessageBody,
             headers(("Retry-After" = u64, description = "Seconds until the next attempt"))),
+        crate::openapi::JsonBodyRejections,
+        crate::openapi::Unavailable,
     )
 )]
 pub(crate) async fn challenge(
