@@ -1,5 +1,6 @@
 //! The OpenAPI document tells the truth: each answer the account API gives is listed, with
-//! its schema, for the operation that gave it. Regression tests for what property-based testing against the
+//! its schema, for the operation that gave it; and requests racing with a revocation get
+//! a documented answer. Regression tests for what property-based testing against the
 //! document found (`tests/schemathesis.sh`).
 
 #![allow(clippy::unwrap_used)]
@@ -190,4 +191,172 @@ async fn a_failing_database_is_documented_on_every_operation() {
         reply.expect(503, r#"{"message":"Service Unavailable."}"#);
         assert_documented(&method, &path, &op, &reply, "MessageBody");
     }
+}
+
+/// A key store that lets a test revoke a key between two steps of one request, as a
+/// concurrent request (`DELETE /v1/profile/api-keys/{id}` on another connection) can:
+/// right after the middleware accepted it, or right after the handler created it.
+#[derive(Debug, Default)]
+struct RevokedMeanwhile {
+    inner: MemoryStore<u64>,
+    /// Revoke the next token the middleware accepts.
+    after_verify: AtomicBool,
+    /// Revoke the next key created (the owner's id + 1; 0: off).
+    after_create: AtomicU64,
+}
+
+#[bearer_auth::async_trait]
+impl TokenVerifier for RevokedMeanwhile {
+    type Principal = AccessToken<u64>;
+
+    async fn verify(&self, token: &BearerToken) -> Result<AccessToken<u64>, Rejection> {
+        let principal = self.inner.verify(token).await?;
+        if self.after_verify.swap(false, Ordering::SeqCst) {
+            TokenStore::revoke(&self.inner, principal.owner(), principal.id())
+                .await
+                .unwrap();
+        }
+        Ok(principal)
+    }
+}
+
+#[bearer_auth::async_trait]
+impl TokenStore for RevokedMeanwhile {
+    type Owner = u64;
+
+    async fn create(&self, new: NewToken<u64>) -> Result<IssuedToken, StoreError> {
+        let issued = TokenStore::create(&self.inner, new).await?;
+        let owner = self.after_create.swap(0, Ordering::SeqCst);
+        if owner != 0 {
+            TokenStore::revoke(&self.inner, &(owner - 1), issued.id())
+                .await
+                .unwrap();
+        }
+        Ok(issued)
+    }
+    async fn list(&self, owner: &u64) -> Result<Vec<TokenInfo<u64>>, StoreError> {
+        TokenStore::list(&self.inner, owner).await
+    }
+    async fn get(&self, owner: &u64, id: u64) -> Result<TokenInfo<u64>, StoreError> {
+        TokenStore::get(&self.inner, owner, id).await
+    }
+    async fn regenerate(&self, owner: &u64, id: u64) -> Result<IssuedToken, StoreError> {
+        TokenStore::regenerate(&self.inner, owner, id).await
+    }
+    async fn revoke(&self, owner: &u64, id: u64) -> Result<(), StoreError> {
+        TokenStore::revoke(&self.inner, owner, id).await
+    }
+    async fn revoke_all(&self, owner: &u64) -> Result<u64, StoreError> {
+        TokenStore::revoke_all(&self.inner, owner).await
+    }
+    async fn confirm_second_factor(&self, owner: &u64, id: u64) -> Result<(), StoreError> {
+        TokenStore::confirm_second_factor(&self.inner, owner, id).await
+    }
+    async fn prune_expired(&self, older_than: Duration) -> Result<u64, StoreError> {
+        TokenStore::prune_expired(&self.inner, older_than).await
+    }
+}
+
+#[bearer_auth::async_trait]
+impl KeyStore for RevokedMeanwhile {}
+
+/// The service on SQLite with its keys in a [`RevokedMeanwhile`].
+async fn racing() -> (TestDb, Server, Arc<RevokedMeanwhile>) {
+    let db = TestDb::new(Engine::Sqlite).await.unwrap();
+    let config = db.config();
+    let pool = Db::connect(&config.database_url).await.unwrap();
+    pool.migrate().await.unwrap();
+    let keys = Arc::new(RevokedMeanwhile::default());
+    let encrypter = Encrypter::from_app_key(support::APP_KEY).unwrap();
+    let app = App::new(pool, Arc::clone(&keys) as Keys, encrypter, &config);
+    (db, Server::serve(app).await, keys)
+}
+
+/// A logout whose token another request revoked after the middleware accepted it: 204
+/// (the token is refused, as logging out asks), not an undocumented 404 (schemathesis:
+/// "Undocumented status code: 404" on `POST /v1/auth/logout`).
+#[tokio::test]
+async fn a_logout_of_a_token_revoked_meanwhile_is_204() {
+    let (_db, server, keys) = racing().await;
+    let (_, token) = server
+        .register("Ada", "ada@example.com", "correct horse")
+        .await;
+    keys.after_verify.store(true, Ordering::SeqCst);
+    let reply = server.post_empty("/v1/auth/logout", Some(&token)).await;
+    assert_eq!(reply.status, 204, "{reply:?}");
+    assert_eq!(reply.body, "");
+    server
+        .get("/v1/auth/user", Some(&token))
+        .await
+        .expect_unauthenticated();
+}
+
+/// A two-factor challenge passed with a token another request revoked after the
+/// middleware accepted it: the documented 401, not an undocumented 404.
+#[tokio::test]
+async fn a_challenge_of_a_token_revoked_meanwhile_is_401() {
+    let (_db, server, keys) = racing().await;
+    let (_, token) = server
+        .register("Ada", "ada@example.com", "correct horse")
+        .await;
+    let enabled = server
+        .post_empty("/v1/auth/two-factor/enable", Some(&token))
+        .await
+        .expect_status(200);
+    let code = support::totp(enabled["secret"].as_str().unwrap(), support::current_step());
+    let confirmed = server
+        .post(
+            "/v1/auth/two-factor/confirm",
+            Some(&token),
+            json!({"code": code}),
+        )
+        .await
+        .expect_status(200);
+    let recovery_code = confirmed["recovery_codes"][0].as_str().unwrap().to_owned();
+    let (pending, requires_2fa) = server.login("ada@example.com", "correct horse").await;
+    assert!(requires_2fa);
+    keys.after_verify.store(true, Ordering::SeqCst);
+    server
+        .post(
+            "/v1/auth/two-factor-challenge",
+            Some(&pending),
+            json!({"recovery_code": recovery_code}),
+        )
+        .await
+        .expect(401, r#"{"message":"Unauthenticated."}"#);
+}
+
+/// A key revoked by another request the moment it was created: 201 with the key as it
+/// was made (its token refused, as after any revocation), not an undocumented 404.
+#[tokio::test]
+async fn a_key_revoked_the_moment_it_was_created_is_still_201() {
+    let (_db, server, keys) = racing().await;
+    let (id, token) = server
+        .register("Ada", "ada@example.com", "correct horse")
+        .await;
+    keys.after_create.store(id + 1, Ordering::SeqCst);
+    let reply = server
+        .post(
+            "/v1/profile/api-keys",
+            Some(&token),
+            json!({"name": "CI", "abilities": ["read"], "expires_at": "2100-01-01T00:00:00Z"}),
+        )
+        .await;
+    let key = reply.expect_status(201);
+    let created_at = key["created_at"].as_str().unwrap();
+    assert!(created_at.ends_with(".000000Z"), "{created_at}");
+    let plain = key["plain_text_token"].as_str().unwrap();
+    assert_eq!(
+        json!([key["id"], key["name"], key["abilities"], key["expires_at"]]),
+        json!([
+            plain.split('|').next().unwrap().parse::<u64>().unwrap(),
+            "CI",
+            ["read"],
+            "2100-01-01T00:00:00.000000Z"
+        ])
+    );
+    server
+        .get("/v1/auth/user", Some(plain))
+        .await
+        .expect_unauthenticated();
 }

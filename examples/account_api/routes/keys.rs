@@ -224,16 +224,19 @@ pub(crate) async fn create_key(
         return Err(ApiError::field("name", "The name field is required."));
     };
 
-    let mut new = NewToken::new(*token.owner(), name);
-    if let Some(abilities) = abilities {
-        let abilities = Abilities::new(abilities);
-        if !covers(&token, &abilities) {
-            return Err(ApiError::Rejection(Rejection::MissingAbility));
+    let mut new = NewToken::new(*token.owner(), name.as_str());
+    let abilities = match abilities {
+        Some(abilities) => {
+            let abilities = Abilities::new(abilities);
+            if !covers(&token, &abilities) {
+                return Err(ApiError::Rejection(Rejection::MissingAbility));
+            }
+            new = new.abilities(abilities.iter().map(str::to_owned).collect::<Vec<_>>());
+            abilities
         }
-        new = new.abilities(abilities.iter().map(str::to_owned).collect::<Vec<_>>());
-    } else if !token.abilities().can("*") {
-        return Err(ApiError::Rejection(Rejection::MissingAbility));
-    }
+        None if token.abilities().can("*") => Abilities::all(),
+        None => return Err(ApiError::Rejection(Rejection::MissingAbility)),
+    };
     if let Some(at) = expires_at {
         new = new.expires_at(at);
     }
@@ -249,8 +252,31 @@ pub(crate) async fn create_key(
         }
         Err(e) => return Err(e.into()),
     };
-    let info = app.keys.get(token.owner(), issued.id()).await?;
+    let info = match app.keys.get(token.owner(), issued.id()).await {
+        Ok(info) => info,
+        // Revoked by another request the moment it was made: it was created all the same,
+        // and this answer shows it as it was (its token refused already, as after any
+        // revocation).
+        Err(StoreError::NotFound(_)) => {
+            let mut info = TokenInfo::new(
+                issued.id(),
+                *token.owner(),
+                name,
+                abilities,
+                whole_seconds(SystemTime::now()),
+            );
+            info.expires_at = expires_at;
+            info
+        }
+        Err(e) => return Err(e.into()),
+    };
     Ok(json(StatusCode::CREATED, &new_key(&issued, info)))
+}
+
+/// `t` without its fraction of a second, as the stores keep `created_at`.
+fn whole_seconds(t: SystemTime) -> SystemTime {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    UNIX_EPOCH + Duration::from_secs(secs)
 }
 
 /// Gives the key a new secret: the old token is refused from this moment. The response

@@ -8,6 +8,7 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
+use bearer_auth::{InvalidReason, Rejection, StoreError};
 use bearer_auth_tower::Authenticated;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -339,9 +340,21 @@ pub(crate) async fn challenge(
         return Err(ApiError::field(field, message));
     }
     app.challenges.clear(&throttle_key);
-    app.keys
+    match app
+        .keys
         .confirm_second_factor(token.owner(), token.id())
-        .await?;
+        .await
+    {
+        Ok(()) => {}
+        // Revoked by another request since the middleware accepted it: the token is
+        // refused, as it would be a moment later.
+        Err(StoreError::NotFound(_)) => {
+            return Err(ApiError::Rejection(Rejection::InvalidToken(
+                InvalidReason::Unknown,
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    }
     tracing::info!(user = user.id, "two-factor challenge passed");
     Ok(json(
         StatusCode::OK,
