@@ -360,3 +360,80 @@ async fn a_key_revoked_the_moment_it_was_created_is_still_201() {
         .await
         .expect_unauthenticated();
 }
+
+/// Whether `schema` (of the subset the document uses for a field: `anyOf`, `type`,
+/// `pattern`, `format: date-time`) admits `value`.
+fn admits(schema: &Value, value: &Value) -> bool {
+    if let Some(any) = schema["anyOf"].as_array() {
+        return any.iter().any(|s| admits(s, value));
+    }
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        other => panic!("a schema without a type: {other}"),
+    };
+    let typed = types.iter().any(|t| match *t {
+        "null" => value.is_null(),
+        "string" => value.is_string(),
+        other => panic!("type {other}"),
+    });
+    let Some(text) = value.as_str().filter(|_| typed) else {
+        return typed;
+    };
+    let rfc3339 = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$";
+    schema["pattern"]
+        .as_str()
+        .is_none_or(|p| regex::Regex::new(p).unwrap().is_match(text))
+        && (schema["format"] != "date-time" || regex::Regex::new(rfc3339).unwrap().is_match(text))
+}
+
+/// The `expires_at` values the API takes (RFC 3339, Laravel's `Y-m-d H:i:s`, and blank
+/// or null for never, strings trimmed) are the ones the document admits (schemathesis:
+/// "Schema-violating request accepted", `"expires_at": ""`).
+#[tokio::test]
+async fn the_document_admits_every_expires_at_the_api_takes() {
+    let (_db, server) = sqlite().await;
+    let (_, token) = server
+        .register("Ada", "ada@example.com", "correct horse")
+        .await;
+    let doc = document(&server).await;
+    let schema = &doc["components"]["schemas"]["CreateKeyRequest"]["properties"]["expires_at"];
+    let never = Value::Null;
+    let in_2030 = json!("2030-01-01T00:00:00.000000Z");
+    for (value, stored) in [
+        (json!(null), &never),
+        (json!(""), &never),
+        (json!("  "), &never),
+        (json!("2030-01-01T00:00:00Z"), &in_2030),
+        (json!("2030-01-01T02:00:00+02:00"), &in_2030),
+        (json!("2030-01-01 00:00:00"), &in_2030),
+        (json!(" 2030-01-01 00:00:00 "), &in_2030),
+    ] {
+        let key = server
+            .post(
+                "/v1/profile/api-keys",
+                Some(&token),
+                json!({"name": "k", "expires_at": value}),
+            )
+            .await
+            .expect_status(201);
+        assert_eq!(&key["expires_at"], stored, "{value}");
+        assert!(
+            admits(schema, &value),
+            "the document refuses {value}: {schema}"
+        );
+    }
+    for value in [json!("soon"), json!("2030-01-01"), json!(5)] {
+        let reply = server
+            .post(
+                "/v1/profile/api-keys",
+                Some(&token),
+                json!({"name": "k", "expires_at": value}),
+            )
+            .await;
+        assert_eq!(reply.status, 422, "{value}: {reply:?}");
+        if value.is_string() {
+            assert!(!admits(schema, &value), "the document admits {value}");
+        }
+    }
+}

@@ -14,7 +14,13 @@ use bearer_auth_tower::Authenticated;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::{OffsetDateTime, PrimitiveDateTime, format_description::well_known::Rfc3339};
-use utoipa::ToSchema;
+use utoipa::{
+    ToSchema,
+    openapi::{
+        KnownFormat, SchemaFormat, Type,
+        schema::{AnyOfBuilder, ObjectBuilder, Schema},
+    },
+};
 
 use crate::{
     app::{AppState, Token},
@@ -37,9 +43,28 @@ pub(crate) struct CreateKeyRequest {
     /// abilities it has itself.
     #[schema(value_type = Option<Vec<String>>, example = json!(["servers:read"]))]
     abilities: Option<Value>,
-    /// When the key stops working (RFC 3339), in the future; never when absent.
-    #[schema(value_type = Option<String>, format = DateTime, example = "2030-01-01T00:00:00Z")]
+    #[schema(schema_with = expires_at_schema)]
     expires_at: Option<Value>,
+}
+
+/// `expires_at` as [`create_key`] reads it: RFC 3339, Laravel's `Y-m-d H:i:s` in UTC, or
+/// blank or null for never (strings are trimmed, and blank is null, as Laravel's
+/// `TrimStrings` and `ConvertEmptyStringsToNull` do).
+fn expires_at_schema() -> Schema {
+    let string = || ObjectBuilder::new().schema_type(Type::String);
+    AnyOfBuilder::new()
+        .item(string().format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))))
+        .item(string().pattern(Some(
+            r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\s*$",
+        )))
+        .item(string().pattern(Some(r"^\s*$")))
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .description(Some(
+            "When the key stops working, in the future: RFC 3339 (`2030-01-01T00:00:00Z`) or \
+             `Y-m-d H:i:s` in UTC. Never when absent, null or blank.",
+        ))
+        .examples([serde_json::json!("2030-01-01T00:00:00Z")])
+        .into()
 }
 
 /// A key, without its secret.
