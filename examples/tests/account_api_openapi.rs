@@ -437,3 +437,39 @@ async fn the_document_admits_every_expires_at_the_api_takes() {
         }
     }
 }
+
+/// An empty array is not a missing `expires_at` (a key that never expires) but a value of
+/// the wrong type, as Laravel's validator has it: 422, and the document does not admit it
+/// either (schemathesis: "Schema-violating request accepted", `"expires_at": []`).
+#[tokio::test]
+async fn an_empty_array_is_not_a_missing_expires_at() {
+    let (_db, server) = sqlite().await;
+    let (_, token) = server
+        .register("Ada", "ada@example.com", "correct horse")
+        .await;
+    let doc = document(&server).await;
+    let schema = &doc["components"]["schemas"]["CreateKeyRequest"]["properties"]["expires_at"];
+    assert!(!admits(schema, &json!([])));
+    server
+        .post(
+            "/v1/profile/api-keys",
+            Some(&token),
+            json!({"name": "k", "expires_at": []}),
+        )
+        .await
+        .expect(
+            422,
+            r#"{"message":"The expires at field must be a string.","errors":{"expires_at":["The expires at field must be a string."]}}"#,
+        );
+    assert_eq!(
+        server
+            .get("/v1/profile/api-keys", Some(&token))
+            .await
+            .expect_status(200)
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "only the login token"
+    );
+}
