@@ -81,10 +81,10 @@ done
 curl -s -m 1 -o /dev/null "$base/v1/openapi.json" || { cat "$work/server.err"; echo "account_api did not start"; exit 1; }
 
 # The user and the first key, as a client makes them.
-export ST_BASE_URL=$base ST_EMAIL=schemathesis@example.com ST_PASSWORD='schemathesis password'
+export ST_BASE_URL=$base ST_PASSWORD='schemathesis password'
 json_field() { python3 -c "import json,sys; print(json.load(sys.stdin)[\"$1\"])"; }
 token=$(curl -s -f "$base/v1/auth/register" -H 'Content-Type: application/json' \
-  -d "{\"name\":\"Schemathesis\",\"email\":\"$ST_EMAIL\",\"password\":\"$ST_PASSWORD\"}" | json_field token)
+  -d "{\"name\":\"Schemathesis\",\"email\":\"schemathesis@example.com\",\"password\":\"$ST_PASSWORD\"}" | json_field token)
 ST_KEY=$(curl -s -f "$base/v1/profile/api-keys" -H "Authorization: Bearer $token" \
   -H 'Content-Type: application/json' -d '{"name":"schemathesis"}' | json_field plain_text_token)
 export ST_KEY
