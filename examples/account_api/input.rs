@@ -106,8 +106,13 @@ pub fn string(
     if is_empty(value, rules.trim) {
         if rules.required {
             errors.add(field, format!("The {name} field is required."));
+            return None;
         }
-        return None;
+        // Absent, null or blank: absent. An empty array fails `required`, but is a value
+        // all the same, not a string (Laravel's `nullable` skips null only).
+        if !matches!(value, Some(Value::Array(_))) {
+            return None;
+        }
     }
     let Some(Value::String(s)) = value else {
         errors.add(field, format!("The {name} field must be a string."));
@@ -213,7 +218,23 @@ mod tests {
         );
         let mut errors = Errors::default();
         assert_eq!(string(None, "a", Rules::optional(), &mut errors), None);
+        assert_eq!(
+            string(Some(&json!(null)), "a", Rules::optional(), &mut errors),
+            None
+        );
+        assert_eq!(
+            string(Some(&json!(" ")), "a", Rules::optional(), &mut errors),
+            None
+        );
         assert!(!errors.has("a"));
+    }
+
+    #[test]
+    fn an_empty_array_is_not_an_absent_optional_string() {
+        assert_eq!(
+            check(json!([]), Rules::optional()),
+            Err(r#"{"expires_at":["The expires at field must be a string."]}"#.into())
+        );
     }
 
     #[test]

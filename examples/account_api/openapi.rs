@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use axum::body::Bytes;
 use serde::Serialize;
 use utoipa::{
-    Modify, OpenApi, ToSchema,
+    IntoResponses, Modify, OpenApi, ToSchema,
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
@@ -43,6 +43,29 @@ pub(crate) struct ValidationErrorBody {
     #[schema(example = json!({"email": ["The email has already been taken."]}))]
     errors: BTreeMap<String, Vec<String>>,
 }
+
+/// The answers of every route that reads a JSON body ([`JsonBody`](crate::errors::JsonBody))
+/// to a body that is not one, each `{"message":…}`.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub(crate) enum JsonBodyRejections {
+    /// The body is not valid JSON, or not a JSON object
+    #[response(status = 400)]
+    NotJson(MessageBody),
+    /// The body is larger than 64 KiB
+    #[response(status = 413)]
+    TooLarge(MessageBody),
+    /// The body is not `Content-Type: application/json` (or `application/*+json`)
+    #[response(status = 415)]
+    NotJsonType(MessageBody),
+}
+
+/// The answer of every route when the database fails:
+/// `{"message":"Service Unavailable."}`, never a 401.
+#[derive(IntoResponses)]
+#[response(status = 503)]
+#[allow(dead_code)]
+pub(crate) struct Unavailable(MessageBody);
 
 #[derive(OpenApi)]
 #[openapi(

@@ -5,7 +5,7 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use bearer_auth::{InvalidReason, NewToken, Rejection};
+use bearer_auth::{InvalidReason, NewToken, Rejection, StoreError};
 use bearer_auth_tower::Authenticated;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -62,6 +62,8 @@ pub(crate) struct RegisterResponse<'a> {
     responses(
         (status = 201, description = "Registered", body = RegisterResponse),
         (status = 422, description = "Email taken, invalid email, password under 8 characters, missing fields", body = crate::openapi::ValidationErrorBody),
+        crate::openapi::JsonBodyRejections,
+        crate::openapi::Unavailable,
     )
 )]
 pub(crate) async fn register(
@@ -152,6 +154,8 @@ pub(crate) struct LoginResponse<'a> {
         (status = 422, description = "Wrong email or password (the message does not say which), or missing fields", body = crate::openapi::ValidationErrorBody),
         (status = 429, description = "Too many failed logins", body = crate::openapi::MessageBody,
             headers(("Retry-After" = u64, description = "Seconds until the next attempt"))),
+        crate::openapi::JsonBodyRejections,
+        crate::openapi::Unavailable,
     )
 )]
 pub(crate) async fn login(
@@ -258,6 +262,7 @@ pub(crate) async fn current_user(app: &AppState, token: &Token) -> Result<User, 
         (status = 200, description = "The user", body = UserResponse),
         (status = 401, description = "Missing, unknown, expired or revoked token", body = crate::openapi::MessageBody),
         (status = 403, description = "The token's second factor is pending", body = crate::openapi::SecondFactorBody),
+        crate::openapi::Unavailable,
     )
 )]
 pub(crate) async fn user(
@@ -278,12 +283,17 @@ pub(crate) async fn user(
         (status = 204, description = "Logged out: the token is refused from now on"),
         (status = 401, description = "Missing, unknown, expired or revoked token", body = crate::openapi::MessageBody),
         (status = 403, description = "The token's second factor is pending", body = crate::openapi::SecondFactorBody),
+        crate::openapi::Unavailable,
     )
 )]
 pub(crate) async fn logout(
     State(app): State<AppState>,
     Authenticated(token): Authenticated<Token>,
 ) -> Result<Response, ApiError> {
-    app.keys.revoke(token.owner(), token.id()).await?;
-    Ok(no_content().into_response())
+    match app.keys.revoke(token.owner(), token.id()).await {
+        // Revoked by another request since the middleware accepted it: refused from now
+        // on all the same, which is what logging out asks.
+        Ok(()) | Err(StoreError::NotFound(_)) => Ok(no_content().into_response()),
+        Err(e) => Err(e.into()),
+    }
 }

@@ -14,7 +14,13 @@ use bearer_auth_tower::Authenticated;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::{OffsetDateTime, PrimitiveDateTime, format_description::well_known::Rfc3339};
-use utoipa::ToSchema;
+use utoipa::{
+    ToSchema,
+    openapi::{
+        KnownFormat, SchemaFormat, Type,
+        schema::{AnyOfBuilder, ObjectBuilder, Schema},
+    },
+};
 
 use crate::{
     app::{AppState, Token},
@@ -37,9 +43,28 @@ pub(crate) struct CreateKeyRequest {
     /// abilities it has itself.
     #[schema(value_type = Option<Vec<String>>, example = json!(["servers:read"]))]
     abilities: Option<Value>,
-    /// When the key stops working (RFC 3339), in the future; never when absent.
-    #[schema(value_type = Option<String>, format = DateTime, example = "2030-01-01T00:00:00Z")]
+    #[schema(schema_with = expires_at_schema)]
     expires_at: Option<Value>,
+}
+
+/// `expires_at` as [`create_key`] reads it: RFC 3339, Laravel's `Y-m-d H:i:s` in UTC, or
+/// blank or null for never (strings are trimmed, and blank is null, as Laravel's
+/// `TrimStrings` and `ConvertEmptyStringsToNull` do).
+fn expires_at_schema() -> Schema {
+    let string = || ObjectBuilder::new().schema_type(Type::String);
+    AnyOfBuilder::new()
+        .item(string().format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))))
+        .item(string().pattern(Some(
+            r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\s*$",
+        )))
+        .item(string().pattern(Some(r"^\s*$")))
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .description(Some(
+            "When the key stops working, in the future: RFC 3339 (`2030-01-01T00:00:00Z`) or \
+             `Y-m-d H:i:s` in UTC. Never when absent, null or blank.",
+        ))
+        .examples([serde_json::json!("2030-01-01T00:00:00Z")])
+        .into()
 }
 
 /// A key, without its secret.
@@ -147,6 +172,7 @@ fn key_id(id: &str) -> Result<u64, ApiError> {
         (status = 200, description = "The user's keys", body = Vec<KeyResponse>),
         (status = 401, description = "Missing, unknown, expired or revoked token", body = crate::openapi::MessageBody),
         (status = 403, description = "The token's second factor is pending", body = crate::openapi::SecondFactorBody),
+        crate::openapi::Unavailable,
     )
 )]
 pub(crate) async fn list_keys(
@@ -175,6 +201,8 @@ pub(crate) async fn list_keys(
         (status = 401, description = "Missing, unknown, expired or revoked token", body = crate::openapi::MessageBody),
         (status = 403, description = "The token's second factor is pending, or it lacks an ability it tried to give", body = crate::openapi::SecondFactorBody),
         (status = 422, description = "Missing name, abilities not a list of strings, expires_at not a future date", body = crate::openapi::ValidationErrorBody),
+        crate::openapi::JsonBodyRejections,
+        crate::openapi::Unavailable,
     )
 )]
 pub(crate) async fn create_key(
@@ -221,16 +249,19 @@ pub(crate) async fn create_key(
         return Err(ApiError::field("name", "The name field is required."));
     };
 
-    let mut new = NewToken::new(*token.owner(), name);
-    if let Some(abilities) = abilities {
-        let abilities = Abilities::new(abilities);
-        if !covers(&token, &abilities) {
-            return Err(ApiError::Rejection(Rejection::MissingAbility));
+    let mut new = NewToken::new(*token.owner(), name.as_str());
+    let abilities = match abilities {
+        Some(abilities) => {
+            let abilities = Abilities::new(abilities);
+            if !covers(&token, &abilities) {
+                return Err(ApiError::Rejection(Rejection::MissingAbility));
+            }
+            new = new.abilities(abilities.iter().map(str::to_owned).collect::<Vec<_>>());
+            abilities
         }
-        new = new.abilities(abilities.iter().map(str::to_owned).collect::<Vec<_>>());
-    } else if !token.abilities().can("*") {
-        return Err(ApiError::Rejection(Rejection::MissingAbility));
-    }
+        None if token.abilities().can("*") => Abilities::all(),
+        None => return Err(ApiError::Rejection(Rejection::MissingAbility)),
+    };
     if let Some(at) = expires_at {
         new = new.expires_at(at);
     }
@@ -246,8 +277,31 @@ pub(crate) async fn create_key(
         }
         Err(e) => return Err(e.into()),
     };
-    let info = app.keys.get(token.owner(), issued.id()).await?;
+    let info = match app.keys.get(token.owner(), issued.id()).await {
+        Ok(info) => info,
+        // Revoked by another request the moment it was made: it was created all the same,
+        // and this answer shows it as it was (its token refused already, as after any
+        // revocation).
+        Err(StoreError::NotFound(_)) => {
+            let mut info = TokenInfo::new(
+                issued.id(),
+                *token.owner(),
+                name,
+                abilities,
+                whole_seconds(SystemTime::now()),
+            );
+            info.expires_at = expires_at;
+            info
+        }
+        Err(e) => return Err(e.into()),
+    };
     Ok(json(StatusCode::CREATED, &new_key(&issued, info)))
+}
+
+/// `t` without its fraction of a second, as the stores keep `created_at`.
+fn whole_seconds(t: SystemTime) -> SystemTime {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    UNIX_EPOCH + Duration::from_secs(secs)
 }
 
 /// Gives the key a new secret: the old token is refused from this moment. The response
@@ -263,6 +317,7 @@ pub(crate) async fn create_key(
         (status = 401, description = "Missing, unknown, expired or revoked token", body = crate::openapi::MessageBody),
         (status = 403, description = "The token's second factor is pending, or it lacks one of the key's abilities", body = crate::openapi::SecondFactorBody),
         (status = 404, description = "No key of this user has this id", body = crate::openapi::MessageBody),
+        crate::openapi::Unavailable,
     )
 )]
 pub(crate) async fn regenerate_key(
@@ -292,6 +347,7 @@ pub(crate) async fn regenerate_key(
         (status = 401, description = "Missing, unknown, expired or revoked token", body = crate::openapi::MessageBody),
         (status = 403, description = "The token's second factor is pending", body = crate::openapi::SecondFactorBody),
         (status = 404, description = "No key of this user has this id", body = crate::openapi::MessageBody),
+        crate::openapi::Unavailable,
     )
 )]
 pub(crate) async fn revoke_key(

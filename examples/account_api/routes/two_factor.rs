@@ -8,6 +8,7 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
+use bearer_auth::{InvalidReason, Rejection, StoreError};
 use bearer_auth_tower::Authenticated;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -57,6 +58,7 @@ pub(crate) struct EnableResponse<'a> {
         (status = 401, description = "Missing, unknown, expired or revoked token", body = crate::openapi::MessageBody),
         (status = 403, description = "The token's second factor is pending", body = crate::openapi::SecondFactorBody),
         (status = 409, description = "Two-factor is already on: turn it off first", body = crate::openapi::MessageBody),
+        crate::openapi::Unavailable,
     )
 )]
 pub(crate) async fn enable(
@@ -185,6 +187,8 @@ async fn accept_code(
         (status = 403, description = "The token's second factor is pending", body = crate::openapi::SecondFactorBody),
         (status = 409, description = "Two-factor is already on", body = crate::openapi::MessageBody),
         (status = 422, description = "Wrong or used code, or two-factor not enabled", body = crate::openapi::ValidationErrorBody),
+        crate::openapi::JsonBodyRejections,
+        crate::openapi::Unavailable,
     )
 )]
 pub(crate) async fn confirm(
@@ -256,6 +260,8 @@ pub(crate) struct DisableRequest {
         (status = 422, description = "Wrong or missing password", body = crate::openapi::ValidationErrorBody),
         (status = 429, description = "Too many wrong passwords", body = crate::openapi::MessageBody,
             headers(("Retry-After" = u64, description = "Seconds until the next attempt"))),
+        crate::openapi::JsonBodyRejections,
+        crate::openapi::Unavailable,
     )
 )]
 pub(crate) async fn disable(
@@ -330,6 +336,8 @@ pub(crate) struct ChallengeResponse {
         (status = 422, description = "Wrong or used code or recovery code", body = crate::openapi::ValidationErrorBody),
         (status = 429, description = "Too many failed attempts with this token", body = crate::openapi::MessageBody,
             headers(("Retry-After" = u64, description = "Seconds until the next attempt"))),
+        crate::openapi::JsonBodyRejections,
+        crate::openapi::Unavailable,
     )
 )]
 pub(crate) async fn challenge(
@@ -382,9 +390,21 @@ pub(crate) async fn challenge(
         return Err(ApiError::field(field, message));
     }
     app.challenges.clear(&throttle_key);
-    app.keys
+    match app
+        .keys
         .confirm_second_factor(token.owner(), token.id())
-        .await?;
+        .await
+    {
+        Ok(()) => {}
+        // Revoked by another request since the middleware accepted it: the token is
+        // refused, as it would be a moment later.
+        Err(StoreError::NotFound(_)) => {
+            return Err(ApiError::Rejection(Rejection::InvalidToken(
+                InvalidReason::Unknown,
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    }
     tracing::info!(user = user.id, "two-factor challenge passed");
     Ok(json(
         StatusCode::OK,
