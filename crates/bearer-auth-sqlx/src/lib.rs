@@ -122,14 +122,24 @@ compile_error!(
 );
 
 mod abilities;
+mod cache;
+mod error;
 mod last_used;
+mod notify;
 mod pool;
 mod schema;
 mod store;
 mod time;
 
+pub use cache::{
+    CacheStats, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, DEFAULT_REFUSAL_CACHE_CAPACITY,
+};
+pub use notify::DEFAULT_NOTIFY_CHANNEL;
 pub use pool::{Engine, Pool};
-pub use store::{DEFAULT_LAST_USED_INTERVAL, DEFAULT_TOKENABLE_TYPE, SqlStore, SqlStoreBuilder};
+pub use store::{
+    DEFAULT_LAST_USED_INTERVAL, DEFAULT_QUERY_TIMEOUT, DEFAULT_TOKENABLE_TYPE, SqlStore,
+    SqlStoreBuilder,
+};
 
 /// Re-exported: [`SqlStoreBuilder::timezone`] takes its zones.
 pub use chrono;
