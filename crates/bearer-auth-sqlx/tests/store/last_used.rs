@@ -20,7 +20,7 @@ on_every_engine!(
 );
 
 /// Counts the writes of `last_used_at`, from now on.
-async fn count_writes(db: &TestDb) {
+pub(crate) async fn count_writes(db: &TestDb) {
     let statements: &[&str] = match db.kind {
         Kind::Sqlite => &[
             "create table write_count (n integer not null)",
@@ -42,7 +42,8 @@ async fn count_writes(db: &TestDb) {
     db.exec(statements).await;
 }
 
-async fn writes(db: &TestDb) -> u64 {
+/// The writes of `last_used_at` counted since [`count_writes`].
+pub(crate) async fn writes(db: &TestDb) -> u64 {
     let sql = match db.kind {
         Kind::Sqlite => "select cast(n as text) from write_count",
         Kind::Postgres => "select n::text from write_count",
