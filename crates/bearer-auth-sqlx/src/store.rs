@@ -971,9 +971,7 @@ impl TokenStore for SqlStore {
                 new.second_factor_pending,
             ))
             .await;
-        // A refusal this instance may have cached for the digest goes: the key works here
-        // at once.
-        self.inner.cache.evict(&digest);
+        // Nothing to evict: no cache holds the digest of a secret just drawn.
         let id = inserted.map_err(|e| self.backend("create", e))?;
         Ok(IssuedToken::new(id, secret.into_token(id)))
     }
@@ -1035,12 +1033,11 @@ impl TokenStore for SqlStore {
             })
             .await;
         // Committed or not (a failure once the commit was sent leaves it unknown), the
-        // old token's cached answer goes: it is refused here at once, and the new one
-        // works here at once.
+        // old token's cached answer goes: it is refused here at once. No cache holds the
+        // new digest, just drawn.
         if let Some(old) = &old {
             self.evict_hex(old);
         }
-        self.inner.cache.evict(&digest);
         if !updated.map_err(|e| self.backend("regenerate", e))? {
             return Err(StoreError::NotFound(id));
         }
