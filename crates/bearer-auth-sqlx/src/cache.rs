@@ -277,6 +277,7 @@ mod tests {
             expires_at: None,
             created_at: None,
             second_factor_pending: false,
+            noted: std::sync::atomic::AtomicI64::new(0),
         }))
     }
 

@@ -7,7 +7,10 @@
 use std::{
     fmt,
     future::Future,
-    sync::{Arc, Weak},
+    sync::{
+        Arc, Weak,
+        atomic::{AtomicI64, Ordering},
+    },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -296,7 +299,7 @@ impl SqlStoreBuilder {
 
 /// What a verification reads of a row: everything needed to accept or refuse it. The
 /// digest and the `tokenable_type` were matched by the query.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct TokenRow {
     pub(crate) id: u64,
     pub(crate) owner: u64,
@@ -304,6 +307,9 @@ pub(crate) struct TokenRow {
     pub(crate) expires_at: Option<SystemTime>,
     pub(crate) created_at: Option<SystemTime>,
     pub(crate) second_factor_pending: bool,
+    /// The Unix second of the last use noted for `last_used_at` through this row: a
+    /// cached row notes one use per second at most, the column's precision.
+    pub(crate) noted: AtomicI64,
 }
 
 impl SqlStore {
@@ -626,6 +632,7 @@ impl SqlStore {
                     expires_at: self.instant(row.try_get::<Option<Ts>, _>("expires_at")?),
                     created_at: self.instant(row.try_get::<Option<Ts>, _>("created_at")?),
                     second_factor_pending: row.try_get::<Option<Id>, _>("pending")?.is_some(),
+                    noted: AtomicI64::new(i64::MIN),
                 })
             })
             .transpose()
@@ -648,7 +655,14 @@ impl SqlStore {
         if let Some(reason) = self.refusal(row, now) {
             return Err(Rejection::InvalidToken(reason));
         }
-        self.note_use(row.id, digest, now);
+        let secs = now
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        // Once per second per row: a later use in the same second writes nothing more.
+        if row.noted.load(Ordering::Relaxed) != secs {
+            row.noted.store(secs, Ordering::Relaxed);
+            self.note_use(row.id, digest, secs);
+        }
         Ok(AccessToken::new(
             row.id,
             row.owner,
@@ -671,10 +685,7 @@ impl SqlStore {
 
     /// Notes an accepted use for the batched `last_used_at` write; starts the writer on
     /// the first one.
-    fn note_use(&self, id: u64, digest: TokenHash, at: SystemTime) {
-        let secs = at
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    fn note_use(&self, id: u64, digest: TokenHash, secs: i64) {
         let recorder = &self.inner.recorder;
         recorder.record(id, digest, secs);
         if recorder.should_start() {
