@@ -71,6 +71,11 @@ pub struct Config {
     pub app_name: String,
     /// The largest request body accepted, in bytes (64 KiB).
     pub body_limit: usize,
+    /// `$KEYS_NOTIFY` (`1` or `true`; PostgreSQL only): installs the key store's notify
+    /// trigger and listens to it, so that a key revoked or regenerated on one instance
+    /// (or by a Laravel app on the same table) is refused by every instance within a
+    /// second, instead of within the cache's time to live (5 s).
+    pub keys_notify: bool,
 }
 
 /// The database used when `$DATABASE_URL` is unset: a SQLite file in the working
@@ -86,6 +91,7 @@ impl fmt::Debug for Config {
             .field("key_file", &self.key_file)
             .field("app_name", &self.app_name)
             .field("body_limit", &self.body_limit)
+            .field("keys_notify", &self.keys_notify)
             .finish()
     }
 }
@@ -113,13 +119,14 @@ impl Default for Config {
             key_file: None,
             app_name: "account_api".to_owned(),
             body_limit: 64 * 1024,
+            keys_notify: false,
         }
     }
 }
 
 impl Config {
-    /// The configuration from `$BIND_ADDR`, `$DATABASE_URL`, `$APP_KEY`, `$APP_KEY_FILE`
-    /// and `$APP_NAME`, with the defaults for those unset or empty.
+    /// The configuration from `$BIND_ADDR`, `$DATABASE_URL`, `$APP_KEY`, `$APP_KEY_FILE`,
+    /// `$APP_NAME` and `$KEYS_NOTIFY`, with the defaults for those unset or empty.
     pub fn from_env() -> Self {
         let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
         let defaults = Self::default();
@@ -130,6 +137,7 @@ impl Config {
             key_file: var("APP_KEY_FILE").map(PathBuf::from),
             app_name: var("APP_NAME").unwrap_or(defaults.app_name),
             body_limit: defaults.body_limit,
+            keys_notify: var("KEYS_NOTIFY").is_some_and(|v| v == "1" || v == "true"),
         }
     }
 
@@ -228,8 +236,19 @@ impl App {
         if config.app_key.is_none() {
             tracing::info!(file = %key_path.display(), "encryption key (APP_KEY unset)");
         }
+        // The store's defaults: answers cached for 5 s, queries bounded to 2 s.
         let store = SqlStore::new(db.pool().to_store_pool());
         store.migrate().await.map_err(StartError::Store)?;
+        if config.keys_notify {
+            store
+                .install_notify_trigger()
+                .await
+                .map_err(StartError::Store)?;
+            store
+                .listen_for_changes()
+                .await
+                .map_err(StartError::Store)?;
+        }
         Ok(Self::new(db, Arc::new(store), encrypter, config))
     }
 

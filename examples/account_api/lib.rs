@@ -28,7 +28,7 @@
 //! | `DELETE /v1/auth/two-factor` `{"password"}` | 204; 422 wrong password |
 //! | `POST /v1/profile/api-keys` `{"name","abilities"?,"expires_at"?}` | 201 the key with its `plain_text_token`, shown once |
 //! | `GET /v1/profile/api-keys` | 200 the user's keys, never a secret or a digest |
-//! | `POST /v1/profile/api-keys/{id}/regenerate` | 200 the key with a new `plain_text_token`; the old one refused at once |
+//! | `POST /v1/profile/api-keys/{id}/regenerate` | 200 the key with a new `plain_text_token`; the old one refused at once (by other instances on the same database within the key cache's 5 s, or a second with `KEYS_NOTIFY=1` on PostgreSQL) |
 //! | `DELETE /v1/profile/api-keys/{id}` | 204 |
 //! | `POST /v1/auth/logout` | 204: the token used is revoked |
 //! | `GET /v1/auth/two-factor/qr-code` | 200 `{"svg","url"}`: the QR code of the secret being turned on, as SVG; 409 on or not enabled |

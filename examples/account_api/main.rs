@@ -11,6 +11,11 @@
 //! owner-readable only, in a file beside the SQLite database (`$APP_KEY_FILE` to choose).
 //! Logs go to stderr (`RUST_LOG`, default `info`). Stops gracefully on SIGTERM or Ctrl-C.
 //!
+//! Several instances can share one PostgreSQL or MySQL database. Each caches the keys it
+//! verified for 5 s: a key revoked or regenerated on one instance is refused there at
+//! once and on the others within 5 s; on PostgreSQL, `KEYS_NOTIFY=1` makes it within a
+//! second (a trigger and `LISTEN/NOTIFY`).
+//!
 //! Open `http://127.0.0.1:3000/` in a browser for the dashboard (register, then create a
 //! key on the API page), or use the JSON API directly:
 //!

@@ -791,3 +791,68 @@ async fn a_failing_database_is_503() {
         .await
         .expect(503, unavailable);
 }
+
+/// Two instances on one PostgreSQL database: a key regenerated or a token logged out on
+/// one is refused by the other within a second with `KEYS_NOTIFY`, though the other had
+/// it cached (for 5 s); on the instance that made the change, at once.
+#[tokio::test]
+async fn two_instances_with_keys_notify_follow_each_other_within_a_second() {
+    let Some(db) = TestDb::new(Engine::Postgres).await else {
+        return;
+    };
+    let mut config = db.config();
+    config.keys_notify = true;
+    let (one, two) = (Server::start(&config).await, Server::start(&config).await);
+    let (_, token) = one
+        .register("Ada", "ada@example.com", "correct horse")
+        .await;
+    let created = one
+        .post("/v1/profile/api-keys", Some(&token), json!({"name": "ci"}))
+        .await
+        .expect_status(201);
+    let (id, key) = (
+        created["id"].as_u64().unwrap(),
+        created["plain_text_token"].as_str().unwrap().to_owned(),
+    );
+    // Both cached on the second instance.
+    two.get("/v1/auth/user", Some(&token))
+        .await
+        .expect_status(200);
+    two.get("/v1/auth/user", Some(&key))
+        .await
+        .expect_status(200);
+
+    let until_refused = async |token: &str| {
+        let started = std::time::Instant::now();
+        loop {
+            let reply = two.get("/v1/auth/user", Some(token)).await;
+            if reply.status == 401 {
+                reply.expect_unauthenticated();
+                return started.elapsed();
+            }
+            reply.expect_status(200);
+            assert!(started.elapsed() < std::time::Duration::from_secs(1));
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    };
+    one.post_empty(
+        &format!("/v1/profile/api-keys/{id}/regenerate"),
+        Some(&token),
+    )
+    .await
+    .expect_status(200);
+    one.get("/v1/auth/user", Some(&key))
+        .await
+        .expect_unauthenticated();
+    let regenerated = until_refused(&key).await;
+    one.post_empty("/v1/auth/logout", Some(&token))
+        .await
+        .expect_status(204);
+    let logged_out = until_refused(&token).await;
+    eprintln!(
+        "second instance: regenerated key refused after {regenerated:?}, logged-out token after {logged_out:?}"
+    );
+    one.stop().await;
+    two.stop().await;
+    db.cleanup().await;
+}

@@ -52,6 +52,31 @@
 //! # }
 //! ```
 //!
+//! # On an existing Laravel database
+//!
+//! Point the store at the database the Laravel app uses, with the `tokenable_type` of
+//! its token owners and its `token_prefix`, and run [`SqlStore::migrate`]: it leaves
+//! Laravel's `personal_access_tokens` exactly as it is (it only checks that the columns
+//! are there) and adds this crate's one table of its own. Every token the app issued
+//! then verifies here, and keys issued here work in the app.
+//!
+//! ```no_run
+//! use bearer_auth::KeyGenerator;
+//! use bearer_auth_sqlx::{Pool, SqlStore, chrono::FixedOffset};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! // The app's DB_CONNECTION, DB_HOST, ... as a URL.
+//! let pool = Pool::connect("postgres://laravel:secret@127.0.0.1/laravel").await?;
+//! let store = SqlStore::builder(pool)
+//!     .tokenable_type("App\\Models\\User") // the model that `HasApiTokens`
+//!     .key_generator(KeyGenerator::with_prefix("acme_")?) // `sanctum.token_prefix`
+//!     .max_age(std::time::Duration::from_secs(60 * 60 * 24 * 30)) // `sanctum.expiration`
+//!     .timezone(FixedOffset::east_opt(0).unwrap()) // `app.timezone` (UTC: the default)
+//!     .build();
+//! store.migrate().await?;
+//! # Ok(()) }
+//! ```
+//!
 //! # The table
 //!
 //! `personal_access_tokens` exactly as Laravel 11's Sanctum migration creates it on each
@@ -94,12 +119,99 @@
 //! # `last_used_at`
 //!
 //! Sanctum writes `last_used_at` on every authenticated request. Here an accepted token
-//! only notes its use in memory; a background task writes each key's latest use at most
-//! once per [interval](SqlStoreBuilder::last_used_interval) (60 s by default), in
-//! batches, rows locked in id order. No request waits for it. A refused, expired or
-//! revoked token is never written, and a write never moves `last_used_at` backwards
-//! (another instance may have written a later time). Call [`SqlStore::shutdown`] on
-//! graceful shutdown to write what is still batched.
+//! only notes its use in memory (once per second per key, the column's precision); a
+//! background task writes each key's latest use at most once per
+//! [interval](SqlStoreBuilder::last_used_interval) (60 s by default), in batches, rows
+//! locked in id order. No request waits for it. A refused, expired or revoked token is
+//! never written, and a write never moves `last_used_at` backwards (another instance may
+//! have written a later time). A write that fails is kept for the next one.
+//!
+//! # The cache
+//!
+//! A verification reads the database once, by the digest of the secret; the answer is
+//! then cached in the process, so that the same token is answered from memory, without
+//! awaiting ([`verify_now`](bearer_auth::TokenVerifier::verify_now), the adapters' fast
+//! path), until the entry's **time to live** ends: **5 s** by default
+//! ([`SqlStoreBuilder::cache_ttl`], counted from the query, however often the entry is
+//! read). The cache is [moka](https://docs.rs/moka)'s, bounded in entries:
+//!
+//! - **keys in force**, by digest: 10,000 at most ([`SqlStoreBuilder::cache_capacity`]).
+//!   Only a token whose secret is a real key's takes an entry. A hit is still checked
+//!   against the clock of that moment: the id, `expires_at` and the maximum age, on
+//!   every request.
+//! - **refusals**, by digest (no such key, another `tokenable_type`, expired): 10,000 at
+//!   most, in a cache of their own ([`SqlStoreBuilder::refusal_cache_capacity`], with
+//!   TinyLFU admission). A client retrying a revoked key again and again costs one query
+//!   per time to live, and a flood of made-up tokens fills this cache only: the keys in
+//!   force stay cached, and keep being answered from memory, while it runs.
+//!
+//! Identical requests that miss at the same time make one query: the others wait for
+//! its answer. A failure is never cached.
+//!
+//! **Staleness.** A key created, regenerated, revoked (one or all of an owner's) or
+//! whose second factor is confirmed through a store takes effect on that store's
+//! instance at once: its entries are evicted by the write itself. On every other
+//! instance, and for changes made by another application (a Laravel app revoking a
+//! token), it takes effect when the entry's time to live ends: within 5 s by default.
+//! On PostgreSQL, the [notifications](#notifications-postgresql) make it within a
+//! second. [`SqlStoreBuilder::without_cache`] makes every verification a query (a
+//! revoked key refused at once everywhere), and [`SqlStore::cache_stats`] tells what the
+//! cache holds and how many queries verifications ran.
+//!
+//! **While the database is down**, a key answered within the time to live keeps being
+//! answered from the cache; any other token gets 503.
+//!
+//! # Notifications (PostgreSQL)
+//!
+//! Opt-in: a trigger on `personal_access_tokens` sends the digest of a row on
+//! `NOTIFY` when the row is deleted or its `token`, `abilities`, `expires_at`,
+//! `tokenable_type` or `tokenable_id` change (by this crate or any other application,
+//! Laravel included), and `*` when the table is truncated; a listener in every instance
+//! evicts what it names. A key revoked anywhere is then refused everywhere within a
+//! second (a few milliseconds, measured). The trigger never fires on the batched
+//! `last_used_at` writes, nor on `name` or `updated_at`: a notifying commit takes a
+//! database-wide lock. A confirmed second factor (this crate's own table) notifies too.
+//!
+//! ```no_run
+//! # use bearer_auth_sqlx::{Pool, SqlStore};
+//! # async fn run(pool: Pool) -> Result<(), Box<dyn std::error::Error>> {
+//! let store = SqlStore::new(pool);
+//! store.migrate().await?;
+//! // Once, from a deployment step or any one instance (it replaces an older one):
+//! store.install_notify_trigger().await?;
+//! // In every instance, at start: returns once listening.
+//! store.listen_for_changes().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! The trigger is plain SQL in the database: the functions `bearer_auth_sqlx_notify()`
+//! and `bearer_auth_sqlx_notify_pending()`, and the triggers `bearer_auth_sqlx_notify_delete`,
+//! `_update` (`after update of token, abilities, expires_at, tokenable_type,
+//! tokenable_id ... when` one of them is distinct from before), `_truncate` on
+//! `personal_access_tokens` and `bearer_auth_sqlx_notify_pending` on this crate's table,
+//! each given the channel ([`DEFAULT_NOTIFY_CHANNEL`], `bearer_auth_sqlx`, or
+//! [`SqlStoreBuilder::notify_channel`]). To remove it:
+//! `drop function bearer_auth_sqlx_notify, bearer_auth_sqlx_notify_pending cascade`.
+//!
+//! The listener has a connection of its own, made with the pool's options. When it
+//! loses it, it reconnects (every 100 ms while the database is away) and then empties
+//! the whole cache, since what was sent meanwhile is lost. The notifications carry the
+//! digests stored in the table, never a token.
+//!
+//! # Graceful shutdown
+//!
+//! Call [`SqlStore::shutdown`] once the server stopped taking requests (on SIGTERM or
+//! Ctrl-C): it writes the `last_used_at` still batched and stops the listener. A store
+//! dropped without it loses the uses not yet written (at most one interval's worth).
+//!
+//! ```no_run
+//! # async fn run(store: bearer_auth_sqlx::SqlStore, serve: impl std::future::Future<Output = ()>) {
+//! serve.await; // e.g. axum::serve(..).with_graceful_shutdown(signal)
+//! if let Err(error) = store.shutdown().await {
+//!     eprintln!("last_used_at not written: {error}");
+//! }
+//! # }
+//! ```
 //!
 //! # Errors
 //!
@@ -107,12 +219,17 @@
 //! |---|---|---|
 //! | unknown, revoked, expired or malformed token | 401 (`Rejection::InvalidToken`) | — |
 //! | no such key for this owner | — | `StoreError::NotFound` (404) |
-//! | an expiry or owner id the columns cannot hold | — | `StoreError::Invalid` (422) |
-//! | the database (error, no connection in time) | 503 (`Rejection::Unavailable`), never 401 | `StoreError::Backend` (503) |
+//! | an expiry or owner id the columns cannot hold; notifications on another engine, or without their trigger | — | `StoreError::Invalid` (422) |
+//! | the database: an error, a lost connection, no connection from the pool or no answer within the [query timeout](SqlStoreBuilder::query_timeout) (2 s by default) | 503 (`Rejection::Unavailable`), never 401 | `StoreError::Backend` (503) |
 //!
 //! A database failure is logged with its cause (target `bearer_auth_sqlx` for store
 //! operations; `bearer_auth` for requests, by the adapters), never with a token or its
-//! digest.
+//! digest. When the database is back, the next query works: no restart is needed (a
+//! pool made by [`Pool::connect`] waits at most 2 s for a connection; sqlx's default is
+//! 30 s, so set a short `acquire_timeout` on a pool of your own too, though the query
+//! timeout bounds the wait either way). A key creation whose connection is lost while
+//! it commits may have been stored or not, as with any database client: the token is
+//! never shown then.
 
 #![forbid(unsafe_code)]
 
@@ -122,14 +239,24 @@ compile_error!(
 );
 
 mod abilities;
+mod cache;
+mod error;
 mod last_used;
+mod notify;
 mod pool;
 mod schema;
 mod store;
 mod time;
 
+pub use cache::{
+    CacheStats, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, DEFAULT_REFUSAL_CACHE_CAPACITY,
+};
+pub use notify::DEFAULT_NOTIFY_CHANNEL;
 pub use pool::{Engine, Pool};
-pub use store::{DEFAULT_LAST_USED_INTERVAL, DEFAULT_TOKENABLE_TYPE, SqlStore, SqlStoreBuilder};
+pub use store::{
+    DEFAULT_LAST_USED_INTERVAL, DEFAULT_QUERY_TIMEOUT, DEFAULT_TOKENABLE_TYPE, SqlStore,
+    SqlStoreBuilder,
+};
 
 /// Re-exported: [`SqlStoreBuilder::timezone`] takes its zones.
 pub use chrono;

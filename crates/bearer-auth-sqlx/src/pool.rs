@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::DEFAULT_QUERY_TIMEOUT;
+
 #[cfg(feature = "mysql")]
 use sqlx::MySqlPool;
 #[cfg(feature = "postgres")]
@@ -97,11 +99,15 @@ impl From<MySqlPool> for Pool {
 }
 
 impl Pool {
-    /// Connects to `url` with sqlx's default pool options, by its scheme:
+    /// Connects to `url` with sqlx's default pool options but one: a connection is
+    /// waited for at most [`DEFAULT_QUERY_TIMEOUT`] (2 s; sqlx's default is 30 s), so
+    /// that a request finds out soon that the database is gone. By the URL's scheme:
     /// `sqlite:` (the file is created if missing; `sqlite::memory:` gets one connection
     /// that is kept, since each connection to it would otherwise see a database of its
     /// own), `postgres:`/`postgresql:`, or `mysql:` (MySQL and MariaDB). For other pool
-    /// options, build the sqlx pool yourself and convert it with `Into`.
+    /// options, build the sqlx pool yourself and convert it with `Into`; set its
+    /// `acquire_timeout` short too (the store's [query timeout](crate::SqlStoreBuilder::query_timeout)
+    /// bounds the wait either way).
     pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
         let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
         match scheme {
@@ -124,6 +130,7 @@ impl Pool {
         let options = SqliteConnectOptions::from_str(url)?.create_if_missing(true);
         let pool = if memory {
             SqlitePoolOptions::new()
+                .acquire_timeout(DEFAULT_QUERY_TIMEOUT)
                 .max_connections(1)
                 .min_connections(1)
                 .idle_timeout(None)
@@ -133,6 +140,7 @@ impl Pool {
         } else {
             // Readers do not wait for the batched `last_used_at` writes.
             SqlitePoolOptions::new()
+                .acquire_timeout(DEFAULT_QUERY_TIMEOUT)
                 .connect_with(options.journal_mode(SqliteJournalMode::Wal))
                 .await?
         };
@@ -146,7 +154,14 @@ impl Pool {
 
     #[cfg(feature = "postgres")]
     async fn connect_postgres(url: &str) -> Result<Self, sqlx::Error> {
-        Ok(Self::Postgres(PgPool::connect(url).await?))
+        use sqlx::postgres::PgPoolOptions;
+
+        Ok(Self::Postgres(
+            PgPoolOptions::new()
+                .acquire_timeout(DEFAULT_QUERY_TIMEOUT)
+                .connect(url)
+                .await?,
+        ))
     }
 
     #[cfg(not(feature = "postgres"))]
@@ -160,7 +175,14 @@ impl Pool {
             Some(rest) => format!("mysql:{rest}"),
             None => url.to_owned(),
         };
-        Ok(Self::MySql(MySqlPool::connect(&url).await?))
+        use sqlx::mysql::MySqlPoolOptions;
+
+        Ok(Self::MySql(
+            MySqlPoolOptions::new()
+                .acquire_timeout(DEFAULT_QUERY_TIMEOUT)
+                .connect(&url)
+                .await?,
+        ))
     }
 
     #[cfg(not(feature = "mysql"))]

@@ -5,9 +5,12 @@
 #![allow(clippy::useless_conversion)]
 
 use std::{
-    error::Error as StdError,
     fmt,
-    sync::{Arc, Weak},
+    future::Future,
+    sync::{
+        Arc, Weak,
+        atomic::{AtomicI64, Ordering},
+    },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -21,8 +24,11 @@ use sqlx::Row;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::{
-    Engine, Pool, abilities,
+    CacheStats, Engine, Pool, abilities,
+    cache::{Cache, CacheConfig, Found, Loaded},
+    error::{BackendError, Failure},
     last_used::{Pending, Recorder},
+    notify::{self, Listener},
     schema,
     time::Clock,
 };
@@ -32,6 +38,10 @@ pub const DEFAULT_TOKENABLE_TYPE: &str = "App\\Models\\User";
 
 /// How often `last_used_at` is written, at most, per key, unless told otherwise.
 pub const DEFAULT_LAST_USED_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How long a database operation may take, waiting for a connection from the pool
+/// included, unless told otherwise; past it, a request is answered 503.
+pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Runs `$body` with `$p` bound to the engine's sqlx pool, `$Id` to the Rust type of its
 /// `bigint` id columns and `$Ts` to the type its timestamp columns decode to (sqlx reads
@@ -106,12 +116,17 @@ struct Inner {
     max_age: Option<Duration>,
     clock: Clock,
     recorder: Arc<Recorder>,
+    cache: Arc<Cache>,
+    query_timeout: Duration,
+    notify_channel: Box<str>,
+    listener: Listener,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         // Ends the writer task; what it had not written is lost (see `shutdown`).
         drop(self.recorder.stop());
+        drop(self.listener.stop());
     }
 }
 
@@ -124,6 +139,14 @@ impl fmt::Debug for SqlStore {
             .field("max_age", &self.inner.max_age)
             .field("timezone", &self.inner.clock)
             .field("last_used_interval", &self.inner.recorder.interval)
+            .field("cache_ttl", &self.inner.cache.config.ttl)
+            .field("cache_capacity", &self.inner.cache.config.capacity)
+            .field(
+                "refusal_cache_capacity",
+                &self.inner.cache.config.refusal_capacity,
+            )
+            .field("query_timeout", &self.inner.query_timeout)
+            .field("notify_channel", &self.inner.notify_channel)
             .finish_non_exhaustive()
     }
 }
@@ -137,6 +160,9 @@ pub struct SqlStoreBuilder {
     max_age: Option<Duration>,
     clock: Clock,
     last_used_interval: Duration,
+    cache: CacheConfig,
+    query_timeout: Duration,
+    notify_channel: Box<str>,
 }
 
 impl SqlStoreBuilder {
@@ -183,6 +209,71 @@ impl SqlStoreBuilder {
         self
     }
 
+    /// How long a cached answer is used (default [`DEFAULT_CACHE_TTL`], 5 s), counted
+    /// from the query that brought it, however often it is read: the longest a key
+    /// revoked, regenerated or changed on another instance, or by another application,
+    /// stays accepted here as it was, unless [notifications](SqlStore::listen_for_changes)
+    /// evict it sooner. Changes made through this store take effect here at once.
+    /// `Duration::ZERO` caches nothing.
+    ///
+    /// [`DEFAULT_CACHE_TTL`]: crate::DEFAULT_CACHE_TTL
+    pub fn cache_ttl(mut self, ttl: Duration) -> Self {
+        self.cache.ttl = ttl;
+        self
+    }
+
+    /// How many keys in force are cached at most (default [`DEFAULT_CACHE_CAPACITY`],
+    /// 10,000); 0 caches none. Only a token whose secret is a real key's takes an entry,
+    /// so no flood of made-up tokens can push a key out of it.
+    ///
+    /// [`DEFAULT_CACHE_CAPACITY`]: crate::DEFAULT_CACHE_CAPACITY
+    pub fn cache_capacity(mut self, entries: u64) -> Self {
+        self.cache.capacity = entries;
+        self
+    }
+
+    /// How many refused tokens (by digest) are cached at most, in a cache of their own
+    /// (default [`DEFAULT_REFUSAL_CACHE_CAPACITY`], 10,000); 0 caches none. A refused
+    /// token retried again and again then costs one query per
+    /// [time to live](Self::cache_ttl).
+    ///
+    /// [`DEFAULT_REFUSAL_CACHE_CAPACITY`]: crate::DEFAULT_REFUSAL_CACHE_CAPACITY
+    pub fn refusal_cache_capacity(mut self, entries: u64) -> Self {
+        self.cache.refusal_capacity = entries;
+        self
+    }
+
+    /// No cache: every verification queries the database, and a revoked key is refused
+    /// at once on every instance. Identical concurrent verifications still share one
+    /// query.
+    pub fn without_cache(mut self) -> Self {
+        self.cache.capacity = 0;
+        self.cache.refusal_capacity = 0;
+        self
+    }
+
+    /// How long one database operation may take, waiting for a connection from the pool
+    /// included (default [`DEFAULT_QUERY_TIMEOUT`], 2 s; at least 1 ms). Past it, a
+    /// request is answered 503 ([`Rejection::Unavailable`]) and a store operation fails
+    /// with [`StoreError::Backend`]. sqlx's own pool waits up to 30 s for a connection
+    /// by default; this bounds that wait too. [`SqlStore::migrate`] and
+    /// [`prune_expired`](TokenStore::prune_expired) are not bounded by it.
+    pub fn query_timeout(mut self, timeout: Duration) -> Self {
+        self.query_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The PostgreSQL channel of the notifications ([`SqlStore::install_notify_trigger`],
+    /// [`SqlStore::listen_for_changes`]); default [`DEFAULT_NOTIFY_CHANNEL`],
+    /// `bearer_auth_sqlx`. Lower-case letters, digits and `_`, at most 63, not starting
+    /// with a digit; checked when the trigger is installed or the listener started.
+    ///
+    /// [`DEFAULT_NOTIFY_CHANNEL`]: crate::DEFAULT_NOTIFY_CHANNEL
+    pub fn notify_channel(mut self, channel: impl Into<Box<str>>) -> Self {
+        self.notify_channel = channel.into();
+        self
+    }
+
     /// The store. It runs no query until it is used; the task that writes
     /// `last_used_at` starts with the first accepted token.
     pub fn build(self) -> SqlStore {
@@ -197,6 +288,10 @@ impl SqlStoreBuilder {
                 max_age: self.max_age,
                 clock: self.clock,
                 recorder: Arc::new(Recorder::new(self.last_used_interval)),
+                cache: Arc::new(Cache::new(self.cache)),
+                query_timeout: self.query_timeout,
+                notify_channel: self.notify_channel,
+                listener: Listener::default(),
             }),
         }
     }
@@ -204,7 +299,7 @@ impl SqlStoreBuilder {
 
 /// What a verification reads of a row: everything needed to accept or refuse it. The
 /// digest and the `tokenable_type` were matched by the query.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct TokenRow {
     pub(crate) id: u64,
     pub(crate) owner: u64,
@@ -212,11 +307,15 @@ pub(crate) struct TokenRow {
     pub(crate) expires_at: Option<SystemTime>,
     pub(crate) created_at: Option<SystemTime>,
     pub(crate) second_factor_pending: bool,
+    /// The Unix second of the last use noted for `last_used_at` through this row: a
+    /// cached row notes one use per second at most, the column's precision.
+    pub(crate) noted: AtomicI64,
 }
 
 impl SqlStore {
     /// A store on `pool` with the defaults: `App\Models\User`, keys without a prefix, no
-    /// maximum age, UTC, `last_used_at` written at most once a minute per key.
+    /// maximum age, UTC, `last_used_at` written at most once a minute per key, answers
+    /// cached for 5 s (10,000 keys, 10,000 refusals), queries bounded to 2 s.
     pub fn new(pool: impl Into<Pool>) -> Self {
         Self::builder(pool).build()
     }
@@ -230,7 +329,29 @@ impl SqlStore {
             max_age: None,
             clock: Clock::default(),
             last_used_interval: DEFAULT_LAST_USED_INTERVAL,
+            cache: CacheConfig::default(),
+            query_timeout: DEFAULT_QUERY_TIMEOUT,
+            notify_channel: notify::DEFAULT_NOTIFY_CHANNEL.into(),
         }
+    }
+
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn cache(&self) -> &Arc<Cache> {
+        &self.inner.cache
+    }
+
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn timeout(&self) -> Duration {
+        self.inner.query_timeout
+    }
+
+    pub(crate) fn channel(&self) -> &str {
+        &self.inner.notify_channel
+    }
+
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn listener(&self) -> &Listener {
+        &self.inner.listener
     }
 
     /// The pool.
@@ -356,10 +477,15 @@ impl SqlStore {
     }
 
     /// Stops the background writer of `last_used_at` and [flushes](Self::flush) what it
-    /// had not written. Call it on graceful shutdown (SIGTERM, Ctrl-C), after the server
-    /// stopped taking requests. The store keeps working afterwards, but uses are then
-    /// written only by explicit calls to [`flush`](Self::flush).
+    /// had not written, and stops the [notifications listener](Self::listen_for_changes).
+    /// Call it on graceful shutdown (SIGTERM, Ctrl-C), after the server stopped taking
+    /// requests. The store keeps working afterwards, but uses are then written only by
+    /// explicit calls to [`flush`](Self::flush), and the cache is no longer evicted by
+    /// notifications.
     pub async fn shutdown(&self) -> Result<u64, StoreError> {
+        if let Some(task) = self.inner.listener.stop() {
+            drop(task.await);
+        }
         if let Some(task) = self.inner.recorder.stop() {
             // The task ends at its next wait; a panic in it is not ours to report.
             drop(task.await);
@@ -367,43 +493,128 @@ impl SqlStore {
         self.flush().await
     }
 
+    /// What the cache holds, and how many queries verifications ran: a gauge for
+    /// monitoring (a hit rate falling, refusals piling up under a flood).
+    pub fn cache_stats(&self) -> CacheStats {
+        self.inner.cache.stats()
+    }
+
+    /// Installs (or replaces) the PostgreSQL trigger that notifies every instance
+    /// [listening](Self::listen_for_changes) when a row is deleted or its `token`,
+    /// `abilities`, `expires_at` or `tokenable_*` change, by whatever application; never
+    /// on the `last_used_at` writes. Opt-in: run it once, after [`migrate`](Self::migrate),
+    /// from a deployment step or one instance; see the [crate documentation](crate#notifications-postgresql)
+    /// for the SQL it runs. [`StoreError::Invalid`] on another engine or for a channel
+    /// name that is not an identifier.
+    pub async fn install_notify_trigger(&self) -> Result<(), StoreError> {
+        notify::install(self).await
+    }
+
+    /// Starts evicting the cache on the notifications of the trigger
+    /// ([`install_notify_trigger`](Self::install_notify_trigger)): a key revoked,
+    /// regenerated, changed or deleted anywhere is refused here within a second, instead
+    /// of within the [time to live](SqlStoreBuilder::cache_ttl). Returns once listening
+    /// (the cache is emptied then, and whenever the listener reconnects, since
+    /// notifications sent while it was away are lost). The listener has its own
+    /// connection, made with the pool's options, and runs until
+    /// [`shutdown`](Self::shutdown) or the store is dropped; calling this again restarts
+    /// it. [`StoreError::Invalid`] on another engine, or when the trigger is missing;
+    /// [`StoreError::Backend`] when the database cannot be reached.
+    pub async fn listen_for_changes(&self) -> Result<(), StoreError> {
+        notify::listen(self).await
+    }
+
     /// How many keys have a use not yet written to `last_used_at`.
     pub fn unwritten_uses(&self) -> usize {
         self.inner.recorder.len()
     }
 
-    async fn write_last_used(&self, batch: &[Pending]) -> Result<u64, sqlx::Error> {
+    async fn write_last_used(&self, batch: &[Pending]) -> Result<u64, Failure> {
         /// Rows per transaction: row locks held briefly, few commits.
         const CHUNK: usize = 256;
         let sql = self.inner.sql.touch.as_str();
         let mut written = 0;
         for chunk in batch.chunks(CHUNK) {
-            written += with_pool!(&self.inner.pool, p, Id, Ts => {
-                let mut tx = p.begin().await?;
-                let mut n = 0;
-                for &(id, at, digest) in chunk {
-                    let id = Id::try_from(id).map_err(not_representable)?;
-                    let at = self.inner.clock.naive(UNIX_EPOCH + Duration::from_secs(at.unsigned_abs()));
-                    n += sqlx::query(sql)
-                        .bind(at)
-                        .bind(at)
-                        .bind(id)
-                        .bind(digest.to_hex())
-                        .bind(at)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                }
-                tx.commit().await?;
-                n
-            });
+            // The timeout per transaction: a large batch takes several.
+            written += self.timed(async {
+                with_pool!(&self.inner.pool, p, Id, Ts => {
+                    let mut tx = p.begin().await?;
+                    let mut n = 0;
+                    for &(id, at, digest) in chunk {
+                        let id = Id::try_from(id).map_err(not_representable)?;
+                        let at = self.inner.clock.naive(UNIX_EPOCH + Duration::from_secs(at.unsigned_abs()));
+                        n += sqlx::query(sql)
+                            .bind(at)
+                            .bind(at)
+                            .bind(id)
+                            .bind(digest.to_hex())
+                            .bind(at)
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected();
+                    }
+                    tx.commit().await?;
+                    Ok(n)
+                })
+            })
+            .await?;
         }
         Ok(written)
     }
 
+    /// `work`, bounded by the query timeout.
+    async fn timed<T>(
+        &self,
+        work: impl Future<Output = Result<T, sqlx::Error>>,
+    ) -> Result<T, Failure> {
+        match tokio::time::timeout(self.inner.query_timeout, work).await {
+            Ok(outcome) => outcome.map_err(Failure::Sql),
+            Err(_) => Err(Failure::TimedOut(self.inner.query_timeout)),
+        }
+    }
+
+    /// What the lookup of `digest` finds, as the cache keeps it: a row in force, or why
+    /// there is none.
+    async fn find(&self, digest: TokenHash) -> Loaded {
+        let row = self.timed(self.lookup(&digest)).await.map_err(|failure| {
+            Arc::new(BackendError {
+                operation: "token lookup",
+                engine: self.inner.engine,
+                failure,
+            })
+        })?;
+        Ok(match row {
+            None => Found::Refused(InvalidReason::Unknown),
+            Some(row) => match self.refusal(&row, SystemTime::now()) {
+                Some(reason) => Found::Refused(reason),
+                None => Found::Row(Arc::new(row)),
+            },
+        })
+    }
+
+    /// The answer to a presented token from what the lookup of its digest found.
+    fn answer(
+        &self,
+        parts: &TokenParts<'_>,
+        digest: TokenHash,
+        found: Found,
+    ) -> Result<AccessToken<u64>, Rejection> {
+        match found {
+            Found::Row(row) => self.accept(parts, digest, &row),
+            Found::Refused(reason) => Err(Rejection::InvalidToken(reason)),
+        }
+    }
+
+    /// Forgets what the cache holds for `digest`, a row this store just wrote.
+    fn evict_hex(&self, hex: &str) {
+        if let Some(digest) = TokenHash::from_hex(hex) {
+            self.inner.cache.evict(&digest);
+        }
+    }
+
     /// The row whose `token` column holds `digest`, of this store's `tokenable_type`:
-    /// one query on the unique index. The one place a verification reads the database;
-    /// a cache goes in front of it.
+    /// one query on the unique index. The one place a verification reads the database,
+    /// behind the cache.
     pub(crate) async fn lookup(&self, digest: &TokenHash) -> Result<Option<TokenRow>, sqlx::Error> {
         let hex = digest.to_hex();
         let sql = self.inner.sql.lookup.as_str();
@@ -421,13 +632,16 @@ impl SqlStore {
                     expires_at: self.instant(row.try_get::<Option<Ts>, _>("expires_at")?),
                     created_at: self.instant(row.try_get::<Option<Ts>, _>("created_at")?),
                     second_factor_pending: row.try_get::<Option<Id>, _>("pending")?.is_some(),
+                    noted: AtomicI64::new(i64::MIN),
                 })
             })
             .transpose()
         })
     }
 
-    /// Accepts or refuses a row found for the presented token, and notes the use.
+    /// Accepts or refuses a row found for the presented token (from the database or the
+    /// cache: every check that depends on the time is made here, each time), and notes
+    /// the use.
     fn accept(
         &self,
         parts: &TokenParts<'_>,
@@ -438,18 +652,17 @@ impl SqlStore {
             return Err(Rejection::InvalidToken(InvalidReason::Unknown));
         }
         let now = SystemTime::now();
-        // Sanctum: expired once `expires_at` is past, or `created_at` no longer after
-        // now minus `expiration`.
-        let expired = row.expires_at.is_some_and(|at| at < now);
-        let too_old = self.inner.max_age.is_some_and(|max| match row.created_at {
-            // A row without `created_at` cannot show it is young enough.
-            None => true,
-            Some(created) => created.checked_add(max).is_some_and(|limit| limit <= now),
-        });
-        if expired || too_old {
-            return Err(Rejection::InvalidToken(InvalidReason::Expired));
+        if let Some(reason) = self.refusal(row, now) {
+            return Err(Rejection::InvalidToken(reason));
         }
-        self.note_use(row.id, digest, now);
+        let secs = now
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        // Once per second per row: a later use in the same second writes nothing more.
+        if row.noted.load(Ordering::Relaxed) != secs {
+            row.noted.store(secs, Ordering::Relaxed);
+            self.note_use(row.id, digest, secs);
+        }
         Ok(AccessToken::new(
             row.id,
             row.owner,
@@ -458,12 +671,21 @@ impl SqlStore {
         ))
     }
 
+    /// Why `row` is not in force at `now`, if it is not. Sanctum: expired once
+    /// `expires_at` is past, or `created_at` no longer after now minus `expiration`.
+    fn refusal(&self, row: &TokenRow, now: SystemTime) -> Option<InvalidReason> {
+        let expired = row.expires_at.is_some_and(|at| at < now);
+        let too_old = self.inner.max_age.is_some_and(|max| match row.created_at {
+            // A row without `created_at` cannot show it is young enough.
+            None => true,
+            Some(created) => created.checked_add(max).is_some_and(|limit| limit <= now),
+        });
+        (expired || too_old).then_some(InvalidReason::Expired)
+    }
+
     /// Notes an accepted use for the batched `last_used_at` write; starts the writer on
     /// the first one.
-    fn note_use(&self, id: u64, digest: TokenHash, at: SystemTime) {
-        let secs = at
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    fn note_use(&self, id: u64, digest: TokenHash, secs: i64) {
         let recorder = &self.inner.recorder;
         recorder.record(id, digest, secs);
         if recorder.should_start() {
@@ -486,11 +708,11 @@ impl SqlStore {
     }
 
     /// Logs a backend failure of a store operation with its cause, and wraps it.
-    fn backend(&self, operation: &'static str, error: sqlx::Error) -> StoreError {
+    pub(crate) fn backend(&self, operation: &'static str, error: impl Into<Failure>) -> StoreError {
         let error = BackendError {
             operation,
             engine: self.inner.engine,
-            source: error,
+            failure: error.into(),
         };
         tracing::warn!(target: "bearer_auth_sqlx", error = %error, "key store operation failed");
         StoreError::backend(error)
@@ -692,32 +914,42 @@ impl TokenVerifier for SqlStore {
     type Principal = AccessToken<u64>;
 
     /// Splits the token (an id that does not fit the column is refused without a query),
-    /// finds the row by the digest of the secret (one indexed query), then requires the
-    /// id to match, and refuses a row expired or older than the maximum age. A database
-    /// error is [`Rejection::Unavailable`] (503), never 401.
+    /// answers from the cache when it holds the digest of the secret, else finds the row
+    /// by that digest (one indexed query, shared by identical concurrent requests), then
+    /// requires the id to match, and refuses a row expired or older than the maximum age
+    /// (checked on every request, cached or not). A database error or timeout is
+    /// [`Rejection::Unavailable`] (503), never 401.
     async fn verify(&self, token: &BearerToken) -> Result<AccessToken<u64>, Rejection> {
         let parts = TokenParts::split(token.as_str())?;
         if parts.id().is_some_and(|id| !self.inner.engine.id_fits(id)) {
             return Err(Rejection::InvalidToken(InvalidReason::Malformed));
         }
         let digest = parts.hash();
-        let row = self.lookup(&digest).await.map_err(|source| {
-            Rejection::unavailable(BackendError {
-                operation: "token lookup",
-                engine: self.inner.engine,
-                source,
-            })
-        })?;
-        let row = row.ok_or(Rejection::InvalidToken(InvalidReason::Unknown))?;
-        self.accept(&parts, digest, &row)
+        let found = match self.inner.cache.get(&digest) {
+            Some(found) => found,
+            None => self
+                .inner
+                .cache
+                .load(digest, || self.find(digest))
+                .await
+                .map_err(Rejection::unavailable)?,
+        };
+        self.answer(&parts, digest, found)
     }
 
-    /// `None`: every answer needs the database.
-    fn verify_now(&self, _: &BearerToken) -> Option<Result<AccessToken<u64>, Rejection>> {
-        // The seam for a cache: split and digest as `verify` does, then answer a hit on
-        // the digest with `accept(&parts, digest, &row)`, the checks `verify` applies to
-        // a row from `lookup`.
-        None
+    /// The answer of [`verify`](Self::verify) when the cache holds it (or the token is
+    /// malformed); `None` when the database must be asked.
+    fn verify_now(&self, token: &BearerToken) -> Option<Result<AccessToken<u64>, Rejection>> {
+        let parts = match TokenParts::split(token.as_str()) {
+            Ok(parts) => parts,
+            Err(rejection) => return Some(Err(rejection)),
+        };
+        if parts.id().is_some_and(|id| !self.inner.engine.id_fits(id)) {
+            return Some(Err(Rejection::InvalidToken(InvalidReason::Malformed)));
+        }
+        let digest = parts.hash();
+        let found = self.inner.cache.get(&digest)?;
+        Some(self.answer(&parts, digest, found))
     }
 }
 
@@ -739,22 +971,24 @@ impl TokenStore for SqlStore {
         let expires_at = new.expires_at.map(|at| self.inner.clock.naive(at));
         self.check_expiry(expires_at)?;
         let secret = self.inner.keys.generate_secret()?;
-        let id = self
-            .insert(
+        let digest = secret.hash();
+        let inserted = self
+            .timed(self.insert(
                 new.owner,
                 &new.name,
-                &secret.hash().to_hex(),
+                &digest.to_hex(),
                 &abilities::encode(&new.abilities),
                 expires_at,
                 new.second_factor_pending,
-            )
-            .await
-            .map_err(|e| self.backend("create", e))?;
+            ))
+            .await;
+        // Nothing to evict: no cache holds the digest of a secret just drawn.
+        let id = inserted.map_err(|e| self.backend("create", e))?;
         Ok(IssuedToken::new(id, secret.into_token(id)))
     }
 
     async fn list(&self, owner: &u64) -> Result<Vec<TokenInfo<u64>>, StoreError> {
-        self.select_infos(*owner, None)
+        self.timed(self.select_infos(*owner, None))
             .await
             .map_err(|e| self.backend("list", e))
     }
@@ -763,7 +997,7 @@ impl TokenStore for SqlStore {
         if !self.fits(*owner, id) {
             return Err(StoreError::NotFound(id));
         }
-        self.select_infos(*owner, Some(id))
+        self.timed(self.select_infos(*owner, Some(id)))
             .await
             .map_err(|e| self.backend("get", e))?
             .pop()
@@ -775,29 +1009,47 @@ impl TokenStore for SqlStore {
             return Err(StoreError::NotFound(id));
         }
         let secret = self.inner.keys.generate_secret()?;
-        let digest = secret.hash().to_hex();
+        let digest = secret.hash();
         let now = self.inner.clock.now();
-        let sql = self.inner.sql.regenerate.as_str();
-        let updated = with_pool!(&self.inner.pool, p, Id, Ts => {
-            async {
-                let mut tx = p.begin().await?;
-                let n = sqlx::query(sql)
-                    .bind(digest)
-                    .bind(now)
-                    .bind(now)
-                    .bind(Id::try_from(id).map_err(not_representable)?)
-                    .bind(&*self.inner.tokenable_type)
-                    .bind(Id::try_from(*owner).map_err(not_representable)?)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                tx.commit().await?;
-                Ok::<_, sqlx::Error>(n)
-            }
-            .await
-        })
-        .map_err(|e| self.backend("regenerate", e))?;
-        if updated == 0 {
+        let sql = &self.inner.sql;
+        // The digest being replaced, read in the transaction that replaces it.
+        let mut old = None;
+        let updated = self
+            .timed(async {
+                with_pool!(&self.inner.pool, p, Id, Ts => {
+                    let id = Id::try_from(id).map_err(not_representable)?;
+                    let owner = Id::try_from(*owner).map_err(not_representable)?;
+                    let mut tx = p.begin_with(sql.begin_write).await?;
+                    old = sqlx::query_scalar::<_, String>(&sql.lock_token)
+                        .bind(id)
+                        .bind(&*self.inner.tokenable_type)
+                        .bind(owner)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if old.is_none() {
+                        return Ok(false);
+                    }
+                    sqlx::query(&sql.regenerate)
+                        .bind(digest.to_hex())
+                        .bind(now)
+                        .bind(now)
+                        .bind(id)
+                        .bind(&*self.inner.tokenable_type)
+                        .bind(owner)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    Ok(true)
+                })
+            })
+            .await;
+        // Committed or not (a failure once the commit was sent leaves it unknown), the
+        // old token's cached answer goes: it is refused here at once. No cache holds the
+        // new digest, just drawn.
+        if let Some(old) = &old {
+            self.evict_hex(old);
+        }
+        if !updated.map_err(|e| self.backend("regenerate", e))? {
             return Err(StoreError::NotFound(id));
         }
         Ok(IssuedToken::new(id, secret.into_token(id)))
@@ -808,27 +1060,38 @@ impl TokenStore for SqlStore {
             return Err(StoreError::NotFound(id));
         }
         let sql = &self.inner.sql;
-        let deleted = with_pool!(&self.inner.pool, p, Id, Ts => {
-            async {
-                let id = Id::try_from(id).map_err(not_representable)?;
-                let mut tx = p.begin().await?;
-                let n = sqlx::query(&sql.revoke)
-                    .bind(id)
-                    .bind(&*self.inner.tokenable_type)
-                    .bind(Id::try_from(*owner).map_err(not_representable)?)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if n > 0 {
+        let mut old = None;
+        let deleted = self
+            .timed(async {
+                with_pool!(&self.inner.pool, p, Id, Ts => {
+                    let id = Id::try_from(id).map_err(not_representable)?;
+                    let owner = Id::try_from(*owner).map_err(not_representable)?;
+                    let mut tx = p.begin_with(sql.begin_write).await?;
+                    old = sqlx::query_scalar::<_, String>(&sql.lock_token)
+                        .bind(id)
+                        .bind(&*self.inner.tokenable_type)
+                        .bind(owner)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if old.is_none() {
+                        return Ok(false);
+                    }
+                    sqlx::query(&sql.revoke)
+                        .bind(id)
+                        .bind(&*self.inner.tokenable_type)
+                        .bind(owner)
+                        .execute(&mut *tx)
+                        .await?;
                     sqlx::query(&sql.clear_pending).bind(id).execute(&mut *tx).await?;
-                }
-                tx.commit().await?;
-                Ok::<_, sqlx::Error>(n)
-            }
-            .await
-        })
-        .map_err(|e| self.backend("revoke", e))?;
-        if deleted == 0 {
+                    tx.commit().await?;
+                    Ok(true)
+                })
+            })
+            .await;
+        if let Some(old) = &old {
+            self.evict_hex(old);
+        }
+        if !deleted.map_err(|e| self.backend("revoke", e))? {
             return Err(StoreError::NotFound(id));
         }
         Ok(())
@@ -839,27 +1102,37 @@ impl TokenStore for SqlStore {
             return Ok(0);
         }
         let sql = &self.inner.sql;
-        with_pool!(&self.inner.pool, p, Id, Ts => {
-            async {
-                let owner = Id::try_from(*owner).map_err(not_representable)?;
-                let mut tx = p.begin().await?;
-                sqlx::query(&sql.revoke_all_pending)
-                    .bind(&*self.inner.tokenable_type)
-                    .bind(owner)
-                    .execute(&mut *tx)
-                    .await?;
-                let n = sqlx::query(&sql.revoke_all)
-                    .bind(&*self.inner.tokenable_type)
-                    .bind(owner)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                tx.commit().await?;
-                Ok::<_, sqlx::Error>(n)
-            }
-            .await
-        })
-        .map_err(|e| self.backend("revoke_all", e))
+        let mut old = Vec::new();
+        let deleted = self
+            .timed(async {
+                with_pool!(&self.inner.pool, p, Id, Ts => {
+                    let owner = Id::try_from(*owner).map_err(not_representable)?;
+                    let mut tx = p.begin_with(sql.begin_write).await?;
+                    old = sqlx::query_scalar::<_, String>(&sql.lock_owner_tokens)
+                        .bind(&*self.inner.tokenable_type)
+                        .bind(owner)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    sqlx::query(&sql.revoke_all_pending)
+                        .bind(&*self.inner.tokenable_type)
+                        .bind(owner)
+                        .execute(&mut *tx)
+                        .await?;
+                    let n = sqlx::query(&sql.revoke_all)
+                        .bind(&*self.inner.tokenable_type)
+                        .bind(owner)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    tx.commit().await?;
+                    Ok(n)
+                })
+            })
+            .await;
+        for old in &old {
+            self.evict_hex(old);
+        }
+        deleted.map_err(|e| self.backend("revoke_all", e))
     }
 
     async fn confirm_second_factor(&self, owner: &u64, id: u64) -> Result<(), StoreError> {
@@ -867,37 +1140,33 @@ impl TokenStore for SqlStore {
             return Err(StoreError::NotFound(id));
         }
         let sql = &self.inner.sql;
-        let found = with_pool!(&self.inner.pool, p, Id, Ts => {
-            async {
-                let id = Id::try_from(id).map_err(not_representable)?;
-                let owner = Id::try_from(*owner).map_err(not_representable)?;
-                let cleared = sqlx::query(&sql.confirm)
-                    .bind(id)
-                    .bind(id)
-                    .bind(&*self.inner.tokenable_type)
-                    .bind(owner)
-                    .execute(p)
-                    .await?
-                    .rows_affected();
-                if cleared > 0 {
-                    return Ok::<_, sqlx::Error>(true);
-                }
-                // Nothing was pending: fine if the key is there.
-                Ok(sqlx::query(&sql.exists)
-                    .bind(id)
-                    .bind(&*self.inner.tokenable_type)
-                    .bind(owner)
-                    .fetch_optional(p)
-                    .await?
-                    .is_some())
-            }
-            .await
-        })
-        .map_err(|e| self.backend("confirm_second_factor", e))?;
-        if found {
-            Ok(())
-        } else {
-            Err(StoreError::NotFound(id))
+        let mut token = None;
+        let cleared = self
+            .timed(async {
+                with_pool!(&self.inner.pool, p, Id, Ts => {
+                    let id = Id::try_from(id).map_err(not_representable)?;
+                    let owner = Id::try_from(*owner).map_err(not_representable)?;
+                    token = sqlx::query_scalar::<_, String>(&sql.select_token)
+                        .bind(id)
+                        .bind(&*self.inner.tokenable_type)
+                        .bind(owner)
+                        .fetch_optional(p)
+                        .await?;
+                    if token.is_some() {
+                        sqlx::query(&sql.clear_pending).bind(id).execute(p).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .await;
+        // The cached answer said "pending": it goes.
+        if let Some(token) = &token {
+            self.evict_hex(token);
+        }
+        cleared.map_err(|e| self.backend("confirm_second_factor", e))?;
+        match token {
+            Some(_) => Ok(()),
+            None => Err(StoreError::NotFound(id)),
         }
     }
 
@@ -936,33 +1205,11 @@ impl TokenStore for SqlStore {
     }
 }
 
-/// A database failure, with the operation it broke: the source of
-/// [`StoreError::Backend`] and [`Rejection::Unavailable`].
-#[derive(Debug)]
-struct BackendError {
-    operation: &'static str,
-    engine: Engine,
-    source: sqlx::Error,
-}
-
-impl fmt::Display for BackendError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} failed on {}: {}",
-            self.operation, self.engine, self.source
-        )
-    }
-}
-
-impl StdError for BackendError {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        Some(&self.source)
-    }
-}
-
 /// The statements, written with `?` and numbered for PostgreSQL.
 struct Queries {
+    /// Starts a transaction that writes: SQLite takes its write lock first, so that a
+    /// read followed by a write cannot fail on another writer's commit.
+    begin_write: &'static str,
     lookup: String,
     insert: String,
     insert_pending: String,
@@ -973,8 +1220,9 @@ struct Queries {
     revoke: String,
     revoke_all_pending: String,
     revoke_all: String,
-    confirm: String,
-    exists: String,
+    select_token: String,
+    lock_token: String,
+    lock_owner_tokens: String,
     prune: String,
     prune_pending: String,
     touch: String,
@@ -992,7 +1240,17 @@ impl Queries {
         const INSERT: &str = "insert into personal_access_tokens \
              (tokenable_type, tokenable_id, name, token, abilities, expires_at, created_at, updated_at) \
              values (?, ?, ?, ?, ?, ?, ?, ?)";
+        // Rows read to be changed are locked until the commit (SQLite locks the database).
+        let lock = match engine {
+            Engine::Sqlite => "",
+            Engine::Postgres | Engine::MySql => " for update",
+        };
+        const TOKEN: &str = "select token from personal_access_tokens where id = ? and tokenable_type = ? and tokenable_id = ?";
         Self {
+            begin_write: match engine {
+                Engine::Sqlite => "begin immediate",
+                Engine::Postgres | Engine::MySql => "begin",
+            },
             lookup: q(
                 "select t.id, t.tokenable_id, t.abilities, t.expires_at, t.created_at, p.token_id as pending \
                  from personal_access_tokens t left join bearer_auth_pending_second_factors p on p.token_id = t.id \
@@ -1022,13 +1280,11 @@ impl Queries {
             revoke_all: q(
                 "delete from personal_access_tokens where tokenable_type = ? and tokenable_id = ?",
             ),
-            confirm: q(
-                "delete from bearer_auth_pending_second_factors where token_id = ? and exists \
-                 (select 1 from personal_access_tokens t where t.id = ? and t.tokenable_type = ? and t.tokenable_id = ?)",
-            ),
-            exists: q(
-                "select id from personal_access_tokens where id = ? and tokenable_type = ? and tokenable_id = ?",
-            ),
+            select_token: q(TOKEN),
+            lock_token: q(&format!("{TOKEN}{lock}")),
+            lock_owner_tokens: q(&format!(
+                "select token from personal_access_tokens where tokenable_type = ? and tokenable_id = ? order by id{lock}"
+            )),
             prune: q(
                 "delete from personal_access_tokens where tokenable_type = ? and (expires_at < ? or created_at < ?)",
             ),

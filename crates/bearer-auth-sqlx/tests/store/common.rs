@@ -9,6 +9,7 @@
 
 use std::{
     io::Write as _,
+    net::{SocketAddr, ToSocketAddrs},
     panic::AssertUnwindSafe,
     pin::Pin,
     str::FromStr,
@@ -17,7 +18,7 @@ use std::{
 };
 
 use bearer_auth::{BearerToken, Rejection};
-use bearer_auth_sqlx::{Pool, SqlStore, sqlx};
+use bearer_auth_sqlx::{DEFAULT_QUERY_TIMEOUT, Pool, SqlStore, sqlx};
 use sqlx::{
     Row,
     mysql::{MySqlConnectOptions, MySqlPoolOptions},
@@ -225,6 +226,55 @@ impl TestDb {
                 .await
                 .unwrap()
                 .into(),
+        }
+    }
+
+    /// The address of the database server (PostgreSQL or MySQL).
+    pub(crate) fn server_addr(&self) -> SocketAddr {
+        let (host, port) = match self.kind {
+            Kind::Postgres => {
+                let options = PgConnectOptions::from_str(&self.url).unwrap();
+                (options.get_host().to_owned(), options.get_port())
+            }
+            Kind::Mysql => {
+                let options = MySqlConnectOptions::from_str(&self.url).unwrap();
+                (options.get_host().to_owned(), options.get_port())
+            }
+            Kind::Sqlite => panic!("SQLite has no server"),
+        };
+        (host.as_str(), port)
+            .to_socket_addrs()
+            .unwrap()
+            .find(SocketAddr::is_ipv4)
+            .unwrap()
+    }
+
+    /// A pool on this database through `addr` (a proxy), made as `Pool::connect` makes
+    /// them (a connection waited for at most `DEFAULT_QUERY_TIMEOUT`), connecting lazily.
+    pub(crate) fn pool_through(&self, addr: SocketAddr) -> Pool {
+        let host = addr.ip().to_string();
+        match self.kind {
+            Kind::Postgres => PgPoolOptions::new()
+                .acquire_timeout(DEFAULT_QUERY_TIMEOUT)
+                .connect_lazy_with(
+                    PgConnectOptions::from_str(&self.url)
+                        .unwrap()
+                        .host(&host)
+                        .port(addr.port())
+                        .options([("search_path", self.name.as_str())]),
+                )
+                .into(),
+            Kind::Mysql => MySqlPoolOptions::new()
+                .acquire_timeout(DEFAULT_QUERY_TIMEOUT)
+                .connect_lazy_with(
+                    MySqlConnectOptions::from_str(&self.url)
+                        .unwrap()
+                        .host(&host)
+                        .port(addr.port())
+                        .database(&self.name),
+                )
+                .into(),
+            Kind::Sqlite => panic!("SQLite has no server"),
         }
     }
 

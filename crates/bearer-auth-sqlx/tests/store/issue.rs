@@ -90,8 +90,11 @@ async fn create_writes_the_row_a_sanctum_app_writes(db: &TestDb) {
 
 async fn create_and_regenerate_commit_before_returning_the_token(db: &TestDb) {
     let store = db.store().await;
-    // Another instance, on its own connections: sees only what was committed.
-    let other = SqlStore::new(db.another_pool().await);
+    // Another instance, on its own connections and without a cache: sees only what was
+    // committed, as soon as it was.
+    let other = SqlStore::builder(db.another_pool().await)
+        .without_cache()
+        .build();
     let issued = store
         .create(NewToken::new(7, "laptop").second_factor_pending(true))
         .await

@@ -244,11 +244,15 @@ async fn expired_old_and_foreign_rows_are_refused(db: &TestDb) {
 async fn a_database_failure_is_503_never_401(db: &TestDb) {
     let store = db.store().await;
     let created = laravel_now(-60);
-    let id = db
+    let cached = db
         .insert_laravel_row(LaravelRow::user_token(SHAPES[0].sha256, &created))
         .await;
-    let token = bearer(&format!("{id}|{}", SHAPES[0].secret));
-    assert_eq!(reason(store.verify(&token).await), "ok");
+    let id = db
+        .insert_laravel_row(LaravelRow::user_token(SHAPES[1].sha256, &created))
+        .await;
+    let cached = bearer(&format!("{cached}|{}", SHAPES[0].secret));
+    let token = bearer(&format!("{id}|{}", SHAPES[1].secret));
+    assert_eq!(reason(store.verify(&cached).await), "ok");
     db.pool.close().await;
     let refused = store.verify(&token).await.unwrap_err();
     assert_eq!(refused.status(), 503);
@@ -258,10 +262,12 @@ async fn a_database_failure_is_503_never_401(db: &TestDb) {
     // The cause is kept for the log, with what failed; never the token.
     let cause = source.to_string();
     assert!(cause.starts_with("token lookup failed on "), "{cause}");
-    assert!(!cause.contains(SHAPES[0].secret) && !cause.contains(SHAPES[0].sha256));
+    assert!(!cause.contains(SHAPES[1].secret) && !cause.contains(SHAPES[1].sha256));
     // An unknown token, too: the store cannot tell, so it is not a 401.
     assert_eq!(
         reason(store.verify(&bearer("unknown-token")).await),
         "backend"
     );
+    // A key verified within the cache's time to live is answered from the cache.
+    assert_eq!(reason(store.verify(&cached).await), "ok");
 }

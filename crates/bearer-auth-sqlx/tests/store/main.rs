@@ -4,9 +4,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests
 
 mod common;
+mod proxy;
 
+mod cache;
 mod issue;
 mod laravel;
 mod last_used;
+mod notify;
+mod outage;
 mod schema;
 mod suite;

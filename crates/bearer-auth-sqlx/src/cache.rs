@@ -1,0 +1,435 @@
+//! The cache in front of the one query on the request path.
+//!
+//! Two caches of [moka](moka::sync::Cache), both bounded in entries and with a time to
+//! live, keyed by the digest of the presented secret:
+//!
+//! - **rows**: the rows of keys in force (not expired, not too old), as the lookup read
+//!   them. Only a token whose secret is a real key's gets an entry here, so no flood of
+//!   made-up tokens can push a good key out. A hit still goes through every check of a
+//!   row from the database (the id, `expires_at`, the maximum age), against the clock of
+//!   that moment.
+//! - **refusals**: digests with no row in force (no such row, another `tokenable_type`,
+//!   expired), bounded on its own, with moka's TinyLFU admission: a token retried again
+//!   and again (a client stuck on a revoked key) is kept over the one-off guesses of a
+//!   flood.
+//!
+//! moka's synchronous cache is used because [`verify_now`](bearer_auth::TokenVerifier::verify_now)
+//! must answer a hit without awaiting (the asynchronous cache's `get` is `async`), and its
+//! loaders (`get_with` and the entry API) would block the thread while a query runs. So
+//! identical concurrent misses are joined here: the first runs the query, the others
+//! await its answer ([`Cache::load`]).
+//!
+//! An eviction (a write on this instance, a notification) takes effect at once: the
+//! entries go, a query for that digest in flight is no longer joined, and what a query
+//! already in flight brings back is not kept (an epoch counter, bumped by every eviction,
+//! read before the query and after its answer is stored).
+
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use bearer_auth::{InvalidReason, TokenHash};
+use dashmap::DashMap;
+use moka::{policy::EvictionPolicy, sync::Cache as Moka};
+use tokio::sync::OnceCell;
+
+use crate::{error::BackendError, store::TokenRow};
+
+/// How long a cached answer is used, unless told otherwise: the longest a key revoked on
+/// another instance stays accepted here without the PostgreSQL notifications.
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(5);
+
+/// How many keys in force are cached at most, unless told otherwise.
+pub const DEFAULT_CACHE_CAPACITY: u64 = 10_000;
+
+/// How many refused digests are cached at most, unless told otherwise.
+pub const DEFAULT_REFUSAL_CACHE_CAPACITY: u64 = 10_000;
+
+/// What the lookup of a digest found, as the cache keeps it.
+#[derive(Debug, Clone)]
+pub(crate) enum Found {
+    /// A row in force: accepted once the presented id matches and the clock agrees.
+    Row(Arc<TokenRow>),
+    /// No row in force for this digest.
+    Refused(InvalidReason),
+}
+
+/// The answer of one lookup, shared by every request that waited for it.
+pub(crate) type Loaded = Result<Found, Arc<BackendError>>;
+
+/// How the cache is sized.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CacheConfig {
+    pub(crate) ttl: Duration,
+    pub(crate) capacity: u64,
+    pub(crate) refusal_capacity: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            ttl: DEFAULT_CACHE_TTL,
+            capacity: DEFAULT_CACHE_CAPACITY,
+            refusal_capacity: DEFAULT_REFUSAL_CACHE_CAPACITY,
+        }
+    }
+}
+
+/// The two caches, the lookups in flight, and the counters.
+pub(crate) struct Cache {
+    rows: Option<Moka<TokenHash, Arc<TokenRow>>>,
+    refusals: Option<Moka<TokenHash, InvalidReason>>,
+    in_flight: DashMap<TokenHash, Arc<OnceCell<Loaded>>>,
+    /// Bumped by every eviction: an answer loaded across one is not kept.
+    epoch: AtomicU64,
+    /// Queries run by [`load`](Self::load).
+    lookups: AtomicU64,
+    pub(crate) config: CacheConfig,
+}
+
+fn moka<V: Clone + Send + Sync + 'static>(
+    capacity: u64,
+    ttl: Duration,
+) -> Option<Moka<TokenHash, V>> {
+    (capacity > 0 && !ttl.is_zero()).then(|| {
+        Moka::builder()
+            .max_capacity(capacity)
+            // From the insertion, never refreshed by reads: a hot entry expires too.
+            .time_to_live(ttl)
+            .eviction_policy(EvictionPolicy::tiny_lfu())
+            .build()
+    })
+}
+
+impl Cache {
+    pub(crate) fn new(config: CacheConfig) -> Self {
+        Self {
+            rows: moka(config.capacity, config.ttl),
+            refusals: moka(config.refusal_capacity, config.ttl),
+            in_flight: DashMap::new(),
+            epoch: AtomicU64::new(0),
+            lookups: AtomicU64::new(0),
+            config,
+        }
+    }
+
+    /// The cached answer for `digest`, if any. Never waits.
+    pub(crate) fn get(&self, digest: &TokenHash) -> Option<Found> {
+        if let Some(row) = self.rows.as_ref().and_then(|rows| rows.get(digest)) {
+            return Some(Found::Row(row));
+        }
+        self.refusals
+            .as_ref()
+            .and_then(|refusals| refusals.get(digest))
+            .map(Found::Refused)
+    }
+
+    /// The answer for `digest`: from the cache, or from `query`, run once for all the
+    /// callers that arrive while it runs, its answer kept unless an eviction came
+    /// meanwhile. A failure is shared by those callers and never kept.
+    pub(crate) async fn load<F, Fut>(&self, digest: TokenHash, query: F) -> Loaded
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Loaded>,
+    {
+        let cell = Arc::clone(&self.in_flight.entry(digest).or_default());
+        // Whoever leaves first (done, or cancelled) takes the entry out: later callers
+        // find the answer in the cache, or start a query of their own.
+        let _leave = Leave {
+            in_flight: &self.in_flight,
+            digest,
+            cell: &cell,
+        };
+        cell.get_or_init(|| async {
+            // Kept by a query that ended just before this one was joined.
+            if let Some(found) = self.get(&digest) {
+                return Ok(found);
+            }
+            let epoch = self.epoch.load(Ordering::SeqCst);
+            self.lookups.fetch_add(1, Ordering::Relaxed);
+            let loaded = query().await;
+            if let Ok(found) = &loaded {
+                self.keep(digest, found, epoch);
+            }
+            loaded
+        })
+        .await
+        .clone()
+    }
+
+    /// Keeps an answer loaded since `epoch`, unless an eviction came meanwhile.
+    fn keep(&self, digest: TokenHash, found: &Found, epoch: u64) {
+        match found {
+            Found::Row(row) => {
+                if let Some(rows) = &self.rows {
+                    rows.insert(digest, Arc::clone(row));
+                }
+            }
+            Found::Refused(reason) => {
+                if let Some(refusals) = &self.refusals {
+                    refusals.insert(digest, *reason);
+                }
+            }
+        }
+        // Read after the insert: an eviction that bumped the epoch before this read is
+        // seen here; one after it removes the entry itself.
+        if self.epoch.load(Ordering::SeqCst) != epoch {
+            self.forget(&digest);
+        }
+    }
+
+    fn forget(&self, digest: &TokenHash) {
+        if let Some(rows) = &self.rows {
+            rows.invalidate(digest);
+        }
+        if let Some(refusals) = &self.refusals {
+            refusals.invalidate(digest);
+        }
+    }
+
+    /// Forgets `digest` (a row written on this instance, or a notification): the next
+    /// request for it queries the database.
+    pub(crate) fn evict(&self, digest: &TokenHash) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.in_flight.remove(digest);
+        self.forget(digest);
+    }
+
+    /// Forgets everything (the notifications listener reconnected: what was sent while it
+    /// was away is lost).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn evict_all(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.in_flight.clear();
+        if let Some(rows) = &self.rows {
+            rows.invalidate_all();
+        }
+        if let Some(refusals) = &self.refusals {
+            refusals.invalidate_all();
+        }
+    }
+
+    /// The counters, with moka's pending maintenance run first so that the entry counts
+    /// are current.
+    pub(crate) fn stats(&self) -> CacheStats {
+        let count = |cache: Option<u64>| cache.unwrap_or(0);
+        CacheStats {
+            rows: count(self.rows.as_ref().map(|rows| {
+                rows.run_pending_tasks();
+                rows.entry_count()
+            })),
+            refusals: count(self.refusals.as_ref().map(|refusals| {
+                refusals.run_pending_tasks();
+                refusals.entry_count()
+            })),
+            lookups: self.lookups.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Takes a lookup out of the ones in flight when its caller leaves, if it is still the
+/// one there.
+struct Leave<'a> {
+    in_flight: &'a DashMap<TokenHash, Arc<OnceCell<Loaded>>>,
+    digest: TokenHash,
+    cell: &'a Arc<OnceCell<Loaded>>,
+}
+
+impl Drop for Leave<'_> {
+    fn drop(&mut self) {
+        self.in_flight
+            .remove_if(&self.digest, |_, cell| Arc::ptr_eq(cell, self.cell));
+    }
+}
+
+/// What the cache of a [`SqlStore`](crate::SqlStore) holds, and how many lookups it ran:
+/// [`SqlStore::cache_stats`](crate::SqlStore::cache_stats).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CacheStats {
+    /// Keys in force cached.
+    pub rows: u64,
+    /// Refused digests cached.
+    pub refusals: u64,
+    /// Queries by digest run on the request path since the store was built: every
+    /// database read a verification made.
+    pub lookups: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use bearer_auth::Abilities;
+
+    use super::*;
+
+    fn row(id: u64) -> Found {
+        Found::Row(Arc::new(TokenRow {
+            id,
+            owner: 7,
+            abilities: Abilities::all(),
+            expires_at: None,
+            created_at: None,
+            second_factor_pending: false,
+            noted: std::sync::atomic::AtomicI64::new(0),
+        }))
+    }
+
+    fn id_of(found: Option<Found>) -> Option<u64> {
+        match found {
+            Some(Found::Row(row)) => Some(row.id),
+            _ => None,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn identical_concurrent_misses_run_one_query() {
+        let cache = Arc::new(Cache::new(CacheConfig::default()));
+        let runs = Arc::new(AtomicUsize::new(0));
+        let digest = TokenHash::of("a");
+        let mut tasks = Vec::new();
+        for _ in 0..32 {
+            let (cache, runs) = (Arc::clone(&cache), Arc::clone(&runs));
+            tasks.push(tokio::spawn(async move {
+                cache
+                    .load(digest, || async {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Ok(row(1))
+                    })
+                    .await
+            }));
+        }
+        for task in tasks {
+            assert!(matches!(task.await.unwrap(), Ok(Found::Row(_))));
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        assert_eq!(cache.stats().lookups, 1);
+        assert!(cache.in_flight.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failure_is_not_kept() {
+        let cache = Cache::new(CacheConfig::default());
+        let digest = TokenHash::of("a");
+        let failed = cache
+            .load(digest, || async {
+                Err(Arc::new(BackendError {
+                    operation: "token lookup",
+                    engine: crate::Engine::Sqlite,
+                    failure: crate::error::Failure::Sql(sqlx::Error::PoolClosed),
+                }))
+            })
+            .await;
+        assert!(failed.is_err());
+        assert!(cache.get(&digest).is_none());
+        assert!(cache.load(digest, || async { Ok(row(1)) }).await.is_ok());
+        assert_eq!(id_of(cache.get(&digest)), Some(1));
+    }
+
+    #[tokio::test]
+    async fn an_answer_loaded_across_an_eviction_is_not_kept() {
+        let cache = Cache::new(CacheConfig::default());
+        let digest = TokenHash::of("a");
+        let loaded = cache
+            .load(digest, || async {
+                // The row is revoked while its old version is on its way back.
+                cache.evict(&digest);
+                Ok(row(1))
+            })
+            .await;
+        assert!(matches!(loaded, Ok(Found::Row(_))));
+        assert!(cache.get(&digest).is_none());
+        // Another digest's eviction meanwhile costs this one its entry, nothing else.
+        let other = TokenHash::of("b");
+        cache.evict(&other);
+        cache.load(digest, || async { Ok(row(1)) }).await.unwrap();
+        assert_eq!(id_of(cache.get(&digest)), Some(1));
+    }
+
+    #[tokio::test]
+    async fn refusals_live_in_their_own_cache() {
+        let cache = Cache::new(CacheConfig {
+            refusal_capacity: 4,
+            ..CacheConfig::default()
+        });
+        cache
+            .load(TokenHash::of("good"), || async { Ok(row(1)) })
+            .await
+            .unwrap();
+        for i in 0..200 {
+            let digest = TokenHash::of(&format!("guess {i}"));
+            cache
+                .load(digest, || async {
+                    Ok(Found::Refused(InvalidReason::Unknown))
+                })
+                .await
+                .unwrap();
+        }
+        let stats = cache.stats();
+        assert_eq!(stats.rows, 1);
+        assert!(stats.refusals <= 4, "{stats:?}");
+        assert_eq!(id_of(cache.get(&TokenHash::of("good"))), Some(1));
+    }
+
+    #[tokio::test]
+    async fn evict_all_forgets_everything() {
+        let cache = Cache::new(CacheConfig::default());
+        let (a, b) = (TokenHash::of("a"), TokenHash::of("b"));
+        cache.load(a, || async { Ok(row(1)) }).await.unwrap();
+        cache
+            .load(b, || async { Ok(Found::Refused(InvalidReason::Expired)) })
+            .await
+            .unwrap();
+        assert!(matches!(
+            cache.get(&b),
+            Some(Found::Refused(InvalidReason::Expired))
+        ));
+        cache.evict_all();
+        assert!(cache.get(&a).is_none());
+        assert!(cache.get(&b).is_none());
+    }
+
+    #[tokio::test]
+    async fn entries_expire_after_their_time_to_live() {
+        let cache = Cache::new(CacheConfig {
+            ttl: Duration::from_millis(100),
+            ..CacheConfig::default()
+        });
+        let digest = TokenHash::of("a");
+        cache.load(digest, || async { Ok(row(1)) }).await.unwrap();
+        for _ in 0..5 {
+            // Read again and again: the time to live counts from the insertion.
+            assert!(cache.get(&digest).is_some());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(cache.get(&digest).is_none());
+    }
+
+    #[tokio::test]
+    async fn without_capacity_nothing_is_kept_but_misses_are_still_joined() {
+        let cache = Cache::new(CacheConfig {
+            capacity: 0,
+            refusal_capacity: 0,
+            ..CacheConfig::default()
+        });
+        let digest = TokenHash::of("a");
+        cache.load(digest, || async { Ok(row(1)) }).await.unwrap();
+        assert!(cache.get(&digest).is_none());
+        assert_eq!(
+            cache.stats(),
+            CacheStats {
+                rows: 0,
+                refusals: 0,
+                lookups: 1
+            }
+        );
+    }
+}

@@ -1,0 +1,421 @@
+//! PostgreSQL's `LISTEN/NOTIFY`: a trigger that names the digest of every row deleted or
+//! changed in what a verification reads, and a listener that evicts it from the cache of
+//! every instance.
+
+use std::sync::{Mutex, PoisonError};
+
+use bearer_auth::StoreError;
+use tokio::task::JoinHandle;
+
+use crate::SqlStore;
+
+/// The channel of the notifications unless told otherwise.
+pub const DEFAULT_NOTIFY_CHANNEL: &str = "bearer_auth_sqlx";
+
+/// The listener task of a store, if one runs.
+#[derive(Default)]
+pub(crate) struct Listener {
+    running: Mutex<Option<Running>>,
+}
+
+struct Running {
+    stop: std::sync::Arc<tokio::sync::Notify>,
+    task: JoinHandle<()>,
+}
+
+impl Listener {
+    /// Stops the task; it ends at its next wait.
+    pub(crate) fn stop(&self) -> Option<JoinHandle<()>> {
+        let running = self
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()?;
+        running.stop.notify_one();
+        Some(running.task)
+    }
+
+    #[cfg(feature = "postgres")]
+    fn replace(&self, running: Running) -> Option<Running> {
+        self.running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .replace(running)
+    }
+}
+
+/// Whether `channel` can be a channel name as it is: an unquoted identifier, lower case.
+fn valid_channel(channel: &str) -> bool {
+    let bytes = channel.as_bytes();
+    (1..=63).contains(&bytes.len())
+        && !bytes[0].is_ascii_digit()
+        && bytes
+            .iter()
+            .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+fn checked_channel(store: &SqlStore) -> Result<&str, StoreError> {
+    let channel = store.channel();
+    if valid_channel(channel) {
+        Ok(channel)
+    } else {
+        Err(StoreError::Invalid(
+            format!(
+                "notify channel {channel:?}: lower-case letters, digits and _, at most 63, not starting with a digit"
+            )
+            .into(),
+        ))
+    }
+}
+
+fn postgres_only(what: &str) -> StoreError {
+    StoreError::Invalid(format!("{what}: LISTEN/NOTIFY is PostgreSQL's").into())
+}
+
+/// [`SqlStore::install_notify_trigger`].
+pub(crate) async fn install(store: &SqlStore) -> Result<(), StoreError> {
+    let channel = checked_channel(store)?;
+    #[allow(unreachable_patterns)]
+    match store.pool() {
+        #[cfg(feature = "postgres")]
+        crate::Pool::Postgres(pool) => pg::install(store, pool, channel).await,
+        _ => {
+            let _ = channel;
+            Err(postgres_only("install_notify_trigger"))
+        }
+    }
+}
+
+/// [`SqlStore::listen_for_changes`].
+pub(crate) async fn listen(store: &SqlStore) -> Result<(), StoreError> {
+    let channel = checked_channel(store)?;
+    #[allow(unreachable_patterns)]
+    match store.pool() {
+        #[cfg(feature = "postgres")]
+        crate::Pool::Postgres(pool) => pg::listen(store, pool, channel).await,
+        _ => {
+            let _ = channel;
+            Err(postgres_only("listen_for_changes"))
+        }
+    }
+}
+
+#[cfg(feature = "postgres")]
+mod pg {
+    use std::{sync::Arc, time::Duration};
+
+    use bearer_auth::{StoreError, TokenHash};
+    use sqlx::{
+        PgPool,
+        postgres::{PgListener, PgPoolOptions},
+    };
+    use tokio::sync::Notify;
+
+    use super::{Running, TRIGGERS};
+    use crate::{SqlStore, cache::Cache, error::Failure};
+
+    /// Pause between two failed attempts to reconnect.
+    const RETRY: Duration = Duration::from_millis(100);
+
+    pub(super) async fn install(
+        store: &SqlStore,
+        pool: &PgPool,
+        channel: &str,
+    ) -> Result<(), StoreError> {
+        let installed = async {
+            let mut tx = pool.begin().await?;
+            // One installation at a time per schema.
+            sqlx::query(
+                "select pg_advisory_xact_lock(hashtext('bearer_auth_sqlx notify ' || current_schema()))",
+            )
+            .execute(&mut *tx)
+            .await?;
+            for statement in super::statements(channel) {
+                sqlx::query(&statement).execute(&mut *tx).await?;
+            }
+            tx.commit().await
+        }
+        .await;
+        installed.map_err(|e| store.backend("install_notify_trigger", e))
+    }
+
+    pub(super) async fn listen(
+        store: &SqlStore,
+        pool: &PgPool,
+        channel: &str,
+    ) -> Result<(), StoreError> {
+        let timeout = store.timeout();
+        // The trigger must be there, with this channel, or nothing would ever come.
+        let mut expected = channel.as_bytes().to_vec();
+        expected.push(0);
+        let names: Vec<String> = TRIGGERS
+            .iter()
+            .map(|(name, ..)| (*name).to_owned())
+            .collect();
+        let found = tokio::time::timeout(
+            timeout,
+            sqlx::query_scalar::<_, i64>(
+                "select count(*) from pg_trigger where tgname = any($1) and tgargs = $2 \
+                 and tgrelid in (to_regclass('personal_access_tokens'), to_regclass('bearer_auth_pending_second_factors'))",
+            )
+            .bind(&names)
+            .bind(expected)
+            .fetch_one(pool),
+        )
+        .await
+        .map_err(|_| Failure::TimedOut(timeout))
+        .and_then(|found| found.map_err(Failure::Sql))
+        .map_err(|e| store.backend("listen_for_changes", e))?;
+        if usize::try_from(found).ok() != Some(TRIGGERS.len()) {
+            return Err(StoreError::Invalid(
+                format!(
+                    "the notify trigger for channel {channel:?} is not installed on personal_access_tokens: run install_notify_trigger"
+                )
+                .into(),
+            ));
+        }
+        // A connection of its own, made as the pool makes them: the application's pool
+        // keeps all of its connections.
+        let own = PgPoolOptions::new()
+            .max_connections(1)
+            .min_connections(0)
+            .acquire_timeout(timeout)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_lazy_with((*pool.connect_options()).clone());
+        let listener = match tokio::time::timeout(timeout, connect(&own, channel)).await {
+            Ok(Ok(listener)) => listener,
+            Ok(Err(e)) => {
+                own.close().await;
+                return Err(store.backend("listen_for_changes", e));
+            }
+            Err(_) => {
+                own.close().await;
+                return Err(store.backend("listen_for_changes", Failure::TimedOut(timeout)));
+            }
+        };
+        // What was loaded before the listener was there may have missed a change.
+        store.cache().evict_all();
+        let stop = Arc::new(Notify::new());
+        let task = tokio::spawn(run(
+            listener,
+            own,
+            channel.to_owned(),
+            Arc::clone(store.cache()),
+            Arc::clone(&stop),
+        ));
+        tracing::info!(target: "bearer_auth_sqlx", channel, "listening for changes of personal_access_tokens");
+        if let Some(previous) = store.listener().replace(Running { stop, task }) {
+            previous.stop.notify_one();
+        }
+        Ok(())
+    }
+
+    async fn connect(pool: &PgPool, channel: &str) -> Result<PgListener, sqlx::Error> {
+        let mut listener = PgListener::connect_with(pool).await?;
+        // A lost connection is reported at once; this task reconnects, and knows when.
+        listener.eager_reconnect(false);
+        listener.listen(channel).await?;
+        Ok(listener)
+    }
+
+    /// Evicts what the notifications name, until stopped; reconnects when the connection
+    /// is lost, and then empties the cache.
+    async fn run(
+        mut listener: PgListener,
+        pool: PgPool,
+        channel: String,
+        cache: Arc<Cache>,
+        stop: Arc<Notify>,
+    ) {
+        loop {
+            loop {
+                let received = tokio::select! {
+                    received = listener.try_recv() => received,
+                    () = stop.notified() => {
+                        drop(listener);
+                        pool.close().await;
+                        return;
+                    }
+                };
+                match received {
+                    Ok(Some(notification)) => apply(&cache, notification.payload()),
+                    Ok(None) => {
+                        tracing::warn!(target: "bearer_auth_sqlx", channel, "notifications listener lost its connection; reconnecting");
+                        break;
+                    }
+                    Err(error) => {
+                        tracing::warn!(target: "bearer_auth_sqlx", channel, %error, "notifications listener failed; reconnecting");
+                        break;
+                    }
+                }
+            }
+            drop(listener);
+            let mut failures: u32 = 0;
+            listener = loop {
+                let connected = tokio::select! {
+                    connected = connect(&pool, &channel) => connected,
+                    () = stop.notified() => {
+                        pool.close().await;
+                        return;
+                    }
+                };
+                match connected {
+                    Ok(listener) => break listener,
+                    Err(error) => {
+                        // Once, then every 100th attempt (about every 10 s to minutes,
+                        // as the pool's own waits go).
+                        if failures.is_multiple_of(100) {
+                            tracing::warn!(target: "bearer_auth_sqlx", channel, %error, attempts = failures + 1, "notifications listener cannot reconnect");
+                        }
+                        failures = failures.saturating_add(1);
+                        tokio::select! {
+                            () = tokio::time::sleep(RETRY) => {}
+                            () = stop.notified() => {
+                                pool.close().await;
+                                return;
+                            }
+                        }
+                    }
+                }
+            };
+            // Notifications sent while the listener was away are lost: nothing cached
+            // before now can be trusted beyond what the time to live already bounds.
+            cache.evict_all();
+            tracing::info!(target: "bearer_auth_sqlx", channel, "notifications listener reconnected; cache emptied");
+        }
+    }
+
+    /// Evicts the digest a notification names, or everything for `*`.
+    fn apply(cache: &Cache, payload: &str) {
+        if payload == "*" {
+            cache.evict_all();
+        } else if let Some(digest) = TokenHash::from_hex(payload) {
+            cache.evict(&digest);
+        } else {
+            // Not one of ours: never logged (it could be anything).
+            tracing::debug!(target: "bearer_auth_sqlx", "ignored a notification that names no digest");
+        }
+    }
+}
+
+#[cfg(feature = "postgres")]
+/// The triggers: name, table, and what follows `create trigger {name}`, where
+/// `CHANNEL` stands for the channel.
+const TRIGGERS: &[(&str, &str, &str)] = &[
+    (
+        "bearer_auth_sqlx_notify_delete",
+        "personal_access_tokens",
+        "after delete on personal_access_tokens for each row \
+         execute function bearer_auth_sqlx_notify('CHANNEL')",
+    ),
+    // Only these columns, and only when one really changed: never the batched
+    // `last_used_at` writes (a notifying commit takes a database-wide lock).
+    (
+        "bearer_auth_sqlx_notify_update",
+        "personal_access_tokens",
+        "after update of token, abilities, expires_at, tokenable_type, tokenable_id \
+         on personal_access_tokens for each row \
+         when (old.token is distinct from new.token \
+         or old.abilities is distinct from new.abilities \
+         or old.expires_at is distinct from new.expires_at \
+         or old.tokenable_type is distinct from new.tokenable_type \
+         or old.tokenable_id is distinct from new.tokenable_id) \
+         execute function bearer_auth_sqlx_notify('CHANNEL')",
+    ),
+    (
+        "bearer_auth_sqlx_notify_truncate",
+        "personal_access_tokens",
+        "after truncate on personal_access_tokens for each statement \
+         execute function bearer_auth_sqlx_notify('CHANNEL')",
+    ),
+    (
+        "bearer_auth_sqlx_notify_pending",
+        "bearer_auth_pending_second_factors",
+        "after delete on bearer_auth_pending_second_factors for each row \
+         execute function bearer_auth_sqlx_notify_pending('CHANNEL')",
+    ),
+];
+
+#[cfg(feature = "postgres")]
+/// The functions the triggers run: the digest of the row as it was (`*` for a
+/// truncation) on the channel given as the trigger's argument, sent at the commit.
+const FUNCTIONS: &[&str] = &[
+    r#"create or replace function bearer_auth_sqlx_notify() returns trigger language plpgsql as $$
+begin
+  if tg_op = 'TRUNCATE' then
+    perform pg_notify(tg_argv[0], '*');
+  else
+    perform pg_notify(tg_argv[0], old.token);
+  end if;
+  return null;
+end
+$$"#,
+    // A second factor confirmed: the key's cached answer said "pending".
+    r#"create or replace function bearer_auth_sqlx_notify_pending() returns trigger language plpgsql as $$
+declare
+  digest text;
+begin
+  execute format('select token from %I.personal_access_tokens where id = $1', tg_table_schema)
+    into digest using old.token_id;
+  if digest is not null then
+    perform pg_notify(tg_argv[0], digest);
+  end if;
+  return null;
+end
+$$"#,
+];
+
+#[cfg(feature = "postgres")]
+/// Every statement [`install`] runs, in order, for `channel` (an identifier already
+/// checked).
+pub(crate) fn statements(channel: &str) -> Vec<String> {
+    let mut out: Vec<String> = FUNCTIONS.iter().map(|f| (*f).to_owned()).collect();
+    for (name, table, definition) in TRIGGERS {
+        out.push(format!("drop trigger if exists {name} on {table}"));
+        out.push(format!(
+            "create trigger {name} {}",
+            definition.replace("CHANNEL", channel)
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_names_are_plain_identifiers() {
+        for ok in ["bearer_auth_sqlx", "a", "_x1", &"a".repeat(63)] {
+            assert!(valid_channel(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "1abc",
+            "Upper",
+            "with space",
+            "quote'",
+            "dash-ed",
+            "é",
+            &"a".repeat(64),
+        ] {
+            assert!(!valid_channel(bad), "{bad}");
+        }
+    }
+
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn the_update_trigger_names_only_what_a_verification_reads() {
+        let all = statements("chan");
+        let update = all
+            .iter()
+            .find(|s| s.starts_with("create trigger bearer_auth_sqlx_notify_update"))
+            .unwrap();
+        assert!(!update.contains("last_used_at"), "{update}");
+        assert!(!update.contains("updated_at"), "{update}");
+        assert!(!update.contains(" name"), "{update}");
+        assert!(update.ends_with("execute function bearer_auth_sqlx_notify('chan')"));
+        assert_eq!(all.iter().filter(|s| s.contains("('chan')")).count(), 4);
+    }
+}

@@ -1,0 +1,347 @@
+//! PostgreSQL's notifications: two store instances on one database, the delay before
+//! the other one refuses a key revoked, regenerated or changed (by this crate or by
+//! another application), with the time to live alone and with the trigger and listener;
+//! what fires the trigger; the listener's reconnection.
+
+use std::time::{Duration, Instant};
+
+use bearer_auth::{AccessToken, NewToken, StoreError, TokenStore, TokenVerifier};
+use bearer_auth_sqlx::{DEFAULT_CACHE_TTL, Pool, SqlStore, sqlx};
+use sqlx::postgres::PgListener;
+
+use crate::{
+    cache::cached,
+    common::{Kind, TestDb, bearer, reason, run},
+    proxy::Proxy,
+};
+
+/// A channel of this test's own: the tests share one server.
+fn channel() -> String {
+    let mut bytes = [0_u8; 6];
+    getrandom::fill(&mut bytes).unwrap();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("bas_test_{hex}")
+}
+
+/// Polls `there` until `done` holds for its answer to `token`; how long that took from
+/// `since`. Fails past `limit`.
+async fn until(
+    there: &SqlStore,
+    token: &str,
+    since: Instant,
+    limit: Duration,
+    done: impl Fn(&Result<AccessToken<u64>, bearer_auth::Rejection>) -> bool,
+) -> Duration {
+    loop {
+        let answer = there.verify(&bearer(token)).await;
+        if done(&answer) {
+            return since.elapsed();
+        }
+        assert!(
+            since.elapsed() < limit,
+            "still {} after {limit:?}",
+            reason(answer)
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+fn refused(answer: &Result<AccessToken<u64>, bearer_auth::Rejection>) -> bool {
+    answer.is_err()
+}
+
+async fn issue(store: &SqlStore, there: &SqlStore, name: &str) -> (u64, String) {
+    let key = store.create(NewToken::new(7, name)).await.unwrap();
+    let token = key.plain_text_token().as_str().to_owned();
+    assert_eq!(reason(there.verify(&bearer(&token)).await), "ok");
+    // Cached there: only an eviction or the time to live changes its answer.
+    assert_eq!(cached(there, &token), Some("ok"));
+    (key.id(), token)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_delay_with_the_time_to_live_alone() {
+    run(Kind::Postgres, async |db: &TestDb| {
+        let here = db.store().await;
+        // The defaults: a 5 s time to live, no listener.
+        let there = SqlStore::new(db.another_pool().await);
+        let (id, token) = issue(&here, &there, "k").await;
+        here.revoke(&7, id).await.unwrap();
+        let revoked = Instant::now();
+        let limit = DEFAULT_CACHE_TTL + Duration::from_millis(500);
+        let delay = until(&there, &token, revoked, limit, refused).await;
+        assert!(delay >= DEFAULT_CACHE_TTL - Duration::from_millis(500), "{delay:?}");
+        eprintln!(
+            "postgres, time to live alone ({DEFAULT_CACHE_TTL:?}): a key revoked on one instance refused on the other after {delay:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_change_reaches_another_instance_within_a_second_with_notify() {
+    run(Kind::Postgres, async |db: &TestDb| {
+        let channel = channel();
+        let here = SqlStore::builder(db.pool.clone())
+            .notify_channel(channel.clone())
+            .build();
+        here.migrate().await.unwrap();
+        here.install_notify_trigger().await.unwrap();
+        // A time to live far longer than the test: only a notification evicts.
+        let there = SqlStore::builder(db.another_pool().await)
+            .notify_channel(channel)
+            .cache_ttl(Duration::from_secs(600))
+            .build();
+        there.listen_for_changes().await.unwrap();
+        let second = Duration::from_secs(1);
+        let mut figures = Vec::new();
+
+        let (id, token) = issue(&here, &there, "revoked").await;
+        here.revoke(&7, id).await.unwrap();
+        let at = Instant::now();
+        figures.push(("revoked", until(&there, &token, at, second, refused).await));
+
+        let (id, token) = issue(&here, &there, "regenerated").await;
+        here.regenerate(&7, id).await.unwrap();
+        let at = Instant::now();
+        figures.push(("regenerated", until(&there, &token, at, second, refused).await));
+
+        // Another application (a Laravel app) on the same table.
+        let (id, token) = issue(&here, &there, "deleted").await;
+        db.exec(&[&format!("delete from personal_access_tokens where id = {id}")])
+            .await;
+        let at = Instant::now();
+        figures.push(("deleted by SQL", until(&there, &token, at, second, refused).await));
+
+        let (id, token) = issue(&here, &there, "expired").await;
+        db.exec(&[&format!(
+            "update personal_access_tokens set expires_at = now() - interval '1 hour' where id = {id}"
+        )])
+        .await;
+        let at = Instant::now();
+        let delay = until(&there, &token, at, second, |a| {
+            a.as_ref().is_err_and(|e| e.reason() == "expired")
+        })
+        .await;
+        figures.push(("expires_at set by SQL", delay));
+
+        let (id, token) = issue(&here, &there, "abilities").await;
+        db.exec(&[&format!(
+            r#"update personal_access_tokens set abilities = '["servers:read"]' where id = {id}"#
+        )])
+        .await;
+        let at = Instant::now();
+        let delay = until(&there, &token, at, second, |a| {
+            a.as_ref()
+                .is_ok_and(|p| !p.abilities().can("servers:write") && p.abilities().can("servers:read"))
+        })
+        .await;
+        figures.push(("abilities set by SQL", delay));
+
+        let (id, token) = issue(&here, &there, "owner").await;
+        db.exec(&[&format!(
+            "update personal_access_tokens set tokenable_id = 8 where id = {id}"
+        )])
+        .await;
+        let at = Instant::now();
+        let delay = until(&there, &token, at, second, |a| {
+            a.as_ref().is_ok_and(|p| *p.owner() == 8)
+        })
+        .await;
+        figures.push(("tokenable_id set by SQL", delay));
+
+        let (id, token) = issue(&here, &there, "other type").await;
+        db.exec(&[&format!(
+            r"update personal_access_tokens set tokenable_type = 'App\Models\Team' where id = {id}"
+        )])
+        .await;
+        let at = Instant::now();
+        figures.push(("tokenable_type set by SQL", until(&there, &token, at, second, refused).await));
+
+        let key = here
+            .create(NewToken::new(7, "2fa").second_factor_pending(true))
+            .await
+            .unwrap();
+        let token = key.plain_text_token().as_str().to_owned();
+        assert!(there.verify(&bearer(&token)).await.unwrap().is_second_factor_pending());
+        here.confirm_second_factor(&7, key.id()).await.unwrap();
+        let at = Instant::now();
+        let delay = until(&there, &token, at, second, |a| {
+            a.as_ref().is_ok_and(|p| !p.is_second_factor_pending())
+        })
+        .await;
+        figures.push(("second factor confirmed", delay));
+
+        for (change, delay) in &figures {
+            assert!(*delay < second, "{change}: {delay:?}");
+            eprintln!("postgres, with notify: {change} on one instance, seen on the other after {delay:?}");
+        }
+        there.shutdown().await.unwrap();
+    })
+    .await;
+}
+
+/// The notifications of `channel`, as the database sends them.
+async fn listen(db: &TestDb, channel: &str) -> PgListener {
+    let Pool::Postgres(pool) = &db.pool else {
+        unreachable!()
+    };
+    let mut listener = PgListener::connect_with(pool).await.unwrap();
+    listener.listen(channel).await.unwrap();
+    listener
+}
+
+async fn nothing_within(listener: &mut PgListener, wait: Duration) {
+    if let Ok(notification) = tokio::time::timeout(wait, listener.recv()).await {
+        panic!(
+            "unexpected notification: {:?}",
+            notification.map(|n| n.payload().to_owned())
+        );
+    }
+}
+
+async fn next(listener: &mut PgListener) -> String {
+    tokio::time::timeout(Duration::from_secs(1), listener.recv())
+        .await
+        .expect("a notification within a second")
+        .unwrap()
+        .payload()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trigger_fires_only_on_what_a_verification_reads() {
+    run(Kind::Postgres, async |db: &TestDb| {
+        let channel = channel();
+        let store = SqlStore::builder(db.pool.clone())
+            .notify_channel(channel.clone())
+            .build();
+        store.migrate().await.unwrap();
+        store.install_notify_trigger().await.unwrap();
+        let mut listener = listen(db, &channel).await;
+        let quiet = Duration::from_millis(400);
+
+        // Created: nothing to evict anywhere.
+        let key = store.create(NewToken::new(7, "k")).await.unwrap();
+        let digest = key.plain_text_token().hash().to_hex();
+        nothing_within(&mut listener, quiet).await;
+        // The batched `last_used_at` writes never notify.
+        store.verify(&bearer(key.plain_text_token().as_str())).await.unwrap();
+        assert_eq!(store.flush().await.unwrap(), 1);
+        nothing_within(&mut listener, quiet).await;
+        // Nor do other columns, nor a change to the same value.
+        let id = key.id();
+        db.exec(&[
+            &format!("update personal_access_tokens set last_used_at = now(), updated_at = now() where id = {id}"),
+            &format!("update personal_access_tokens set name = 'renamed' where id = {id}"),
+            &format!("update personal_access_tokens set abilities = abilities, expires_at = expires_at, token = token where id = {id}"),
+        ])
+        .await;
+        nothing_within(&mut listener, quiet).await;
+
+        // What a verification reads: the digest of the row as it was.
+        db.exec(&[&format!(
+            r#"update personal_access_tokens set abilities = '["read"]' where id = {id}"#
+        )])
+        .await;
+        assert_eq!(next(&mut listener).await, digest);
+        let regenerated = store.regenerate(&7, id).await.unwrap();
+        assert_eq!(next(&mut listener).await, digest);
+        let digest = regenerated.plain_text_token().hash().to_hex();
+        store.revoke(&7, id).await.unwrap();
+        assert_eq!(next(&mut listener).await, digest);
+        nothing_within(&mut listener, quiet).await;
+
+        // A confirmed second factor names its key.
+        let key = store
+            .create(NewToken::new(7, "2fa").second_factor_pending(true))
+            .await
+            .unwrap();
+        store.confirm_second_factor(&7, key.id()).await.unwrap();
+        assert_eq!(next(&mut listener).await, key.plain_text_token().hash().to_hex());
+
+        // Emptied by another application: everything.
+        db.exec(&["truncate personal_access_tokens"]).await;
+        assert_eq!(next(&mut listener).await, "*");
+        nothing_within(&mut listener, quiet).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_listener_empties_the_cache_when_it_reconnects() {
+    run(Kind::Postgres, async |db: &TestDb| {
+        let channel = channel();
+        let here = SqlStore::builder(db.pool.clone())
+            .notify_channel(channel.clone())
+            .build();
+        here.migrate().await.unwrap();
+        here.install_notify_trigger().await.unwrap();
+        let proxy = Proxy::start(db.server_addr()).await;
+        let there = SqlStore::builder(db.pool_through(proxy.addr()))
+            .notify_channel(channel)
+            .cache_ttl(Duration::from_secs(600))
+            .build();
+        there.listen_for_changes().await.unwrap();
+        let (id, token) = issue(&here, &there, "k").await;
+
+        // The other instance is cut off: the notification of the revocation is lost to it.
+        proxy.stop().await;
+        here.revoke(&7, id).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(cached(&there, &token), Some("ok"));
+
+        proxy.restart();
+        let back = Instant::now();
+        let delay = until(&there, &token, back, Duration::from_secs(1), refused).await;
+        eprintln!(
+            "postgres, with notify: a key revoked while the listener was cut off, refused {delay:?} after the path came back"
+        );
+        there.shutdown().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listening_needs_the_trigger_and_a_plain_channel() {
+    run(Kind::Postgres, async |db: &TestDb| {
+        let store = db.store().await;
+        let invalid = |outcome: Result<(), StoreError>| match outcome {
+            Err(StoreError::Invalid(message)) => message.to_string(),
+            other => panic!("{other:?}"),
+        };
+        let message = invalid(store.listen_for_changes().await);
+        assert!(message.contains("install_notify_trigger"), "{message}");
+        // Installed for another channel: nothing would come on this one.
+        let other = SqlStore::builder(db.pool.clone())
+            .notify_channel("some_other_channel")
+            .build();
+        other.install_notify_trigger().await.unwrap();
+        invalid(store.listen_for_changes().await);
+        other.listen_for_changes().await.unwrap();
+        other.shutdown().await.unwrap();
+        let quoted = SqlStore::builder(db.pool.clone())
+            .notify_channel("x'); drop table users; --")
+            .build();
+        invalid(quoted.install_notify_trigger().await);
+        invalid(quoted.listen_for_changes().await);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn notifications_are_postgresql_only() {
+    run(Kind::Sqlite, async |db: &TestDb| {
+        let store = db.store().await;
+        for outcome in [
+            store.install_notify_trigger().await,
+            store.listen_for_changes().await,
+        ] {
+            assert!(
+                matches!(outcome, Err(StoreError::Invalid(_))),
+                "{outcome:?}"
+            );
+        }
+    })
+    .await;
+}
