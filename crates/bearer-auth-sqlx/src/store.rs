@@ -598,9 +598,10 @@ impl SqlStore {
         parts: &TokenParts<'_>,
         digest: TokenHash,
         found: Found,
+        now: SystemTime,
     ) -> Result<AccessToken<u64>, Rejection> {
         match found {
-            Found::Row(row) => self.accept(parts, digest, &row),
+            Found::Row(row) => self.accept(parts, digest, &row, now),
             Found::Refused(reason) => Err(Rejection::InvalidToken(reason)),
         }
     }
@@ -641,17 +642,18 @@ impl SqlStore {
 
     /// Accepts or refuses a row found for the presented token (from the database or the
     /// cache: every check that depends on the time is made here, each time), and notes
-    /// the use.
+    /// the use. `now` is the clock read once for the verification (the cache's time to
+    /// live is checked against it too).
     fn accept(
         &self,
         parts: &TokenParts<'_>,
         digest: TokenHash,
         row: &TokenRow,
+        now: SystemTime,
     ) -> Result<AccessToken<u64>, Rejection> {
         if parts.id().is_some_and(|id| id != row.id) {
             return Err(Rejection::InvalidToken(InvalidReason::Unknown));
         }
-        let now = SystemTime::now();
         if let Some(reason) = self.refusal(row, now) {
             return Err(Rejection::InvalidToken(reason));
         }
@@ -925,16 +927,19 @@ impl TokenVerifier for SqlStore {
             return Err(Rejection::InvalidToken(InvalidReason::Malformed));
         }
         let digest = parts.hash();
-        let found = match self.inner.cache.get(&digest) {
-            Some(found) => found,
-            None => self
-                .inner
-                .cache
-                .load(digest, || self.find(digest))
-                .await
-                .map_err(Rejection::unavailable)?,
-        };
-        self.answer(&parts, digest, found)
+        // One reading of the clock for the cache's time to live and the row's checks.
+        let now = SystemTime::now();
+        if let Some(found) = self.inner.cache.get(&digest, now) {
+            return self.answer(&parts, digest, found, now);
+        }
+        let found = self
+            .inner
+            .cache
+            .load(digest, || self.find(digest))
+            .await
+            .map_err(Rejection::unavailable)?;
+        // The query took a while: the checks use the clock of its answer.
+        self.answer(&parts, digest, found, SystemTime::now())
     }
 
     /// The answer of [`verify`](Self::verify) when the cache holds it (or the token is
@@ -948,8 +953,9 @@ impl TokenVerifier for SqlStore {
             return Some(Err(Rejection::InvalidToken(InvalidReason::Malformed)));
         }
         let digest = parts.hash();
-        let found = self.inner.cache.get(&digest)?;
-        Some(self.answer(&parts, digest, found))
+        let now = SystemTime::now();
+        let found = self.inner.cache.get(&digest, now)?;
+        Some(self.answer(&parts, digest, found, now))
     }
 }
 
