@@ -1,7 +1,7 @@
 //! The cache in front of the one query on the request path.
 //!
-//! Two caches of [moka](moka::sync::Cache), both bounded in entries and with a time to
-//! live, keyed by the digest of the presented secret:
+//! Two caches of [quick_cache](quick_cache::sync::Cache), both bounded in entries, keyed
+//! by the digest of the presented secret:
 //!
 //! - **rows**: the rows of keys in force (not expired, not too old), as the lookup read
 //!   them. Only a token whose secret is a real key's gets an entry here, so no flood of
@@ -9,15 +9,20 @@
 //!   row from the database (the id, `expires_at`, the maximum age), against the clock of
 //!   that moment.
 //! - **refusals**: digests with no row in force (no such row, another `tokenable_type`,
-//!   expired), bounded on its own, with moka's TinyLFU admission: a token retried again
-//!   and again (a client stuck on a revoked key) is kept over the one-off guesses of a
-//!   flood.
+//!   expired), bounded on its own. quick_cache's admission (a small queue for new
+//!   entries, promotion of those read again, a ghost list of recent evictions) keeps a
+//!   token retried again and again (a client stuck on a revoked key) over the one-off
+//!   guesses of a flood.
 //!
-//! moka's synchronous cache is used because [`verify_now`](bearer_auth::TokenVerifier::verify_now)
-//! must answer a hit without awaiting (the asynchronous cache's `get` is `async`), and its
-//! loaders (`get_with` and the entry API) would block the thread while a query runs. So
-//! identical concurrent misses are joined here: the first runs the query, the others
-//! await its answer ([`Cache::load`]).
+//! quick_cache has no time to live of its own, and keeps no log of reads: a hit is one
+//! lookup under a shard's read lock. Each entry carries the time its query started, and
+//! a hit checks it against the clock reading the verification makes anyway (for
+//! `expires_at`): no clock read of the cache's own. An entry past its time to live is a
+//! miss (and removed); a clock stepped back before an entry's time makes it a miss too.
+//!
+//! The synchronous cache is used because [`verify_now`](bearer_auth::TokenVerifier::verify_now)
+//! must answer a hit without awaiting. Identical concurrent misses are joined here: the
+//! first runs the query, the others await its answer ([`Cache::load`]).
 //!
 //! An eviction (a write on this instance, a notification) takes effect at once: the
 //! entries go, a query for that digest in flight is no longer joined, and what a query
@@ -30,12 +35,12 @@ use std::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
-    time::Duration,
+    time::{Duration, SystemTime},
 };
 
 use bearer_auth::{InvalidReason, TokenHash};
 use dashmap::DashMap;
-use moka::{policy::EvictionPolicy, sync::Cache as Moka};
+use quick_cache::sync::Cache as Quick;
 use tokio::sync::OnceCell;
 
 use crate::{error::BackendError, store::TokenRow};
@@ -80,10 +85,58 @@ impl Default for CacheConfig {
     }
 }
 
+/// A cached answer and when the query that found it started.
+#[derive(Clone)]
+struct Kept<V> {
+    value: V,
+    since: SystemTime,
+}
+
+/// One bounded cache of answers with a time to live.
+struct Bounded<V> {
+    entries: Quick<TokenHash, Kept<V>>,
+    ttl: Duration,
+}
+
+impl<V: Clone> Bounded<V> {
+    fn new(capacity: u64, ttl: Duration) -> Option<Self> {
+        (capacity > 0 && !ttl.is_zero()).then(|| Self {
+            entries: Quick::new(usize::try_from(capacity).unwrap_or(usize::MAX)),
+            ttl,
+        })
+    }
+
+    /// Whether an entry kept `since` is still in force at `now`.
+    fn fresh(&self, since: SystemTime, now: SystemTime) -> bool {
+        now.duration_since(since).is_ok_and(|age| age < self.ttl)
+    }
+
+    fn get(&self, digest: &TokenHash, now: SystemTime) -> Option<V> {
+        let kept = self.entries.get(digest)?;
+        if self.fresh(kept.since, now) {
+            return Some(kept.value);
+        }
+        // Gone stale: taken out unless a fresher answer replaced it meanwhile.
+        self.entries
+            .remove_if(digest, |current| current.since == kept.since);
+        None
+    }
+
+    fn insert(&self, digest: TokenHash, value: V, since: SystemTime) {
+        self.entries.insert(digest, Kept { value, since });
+    }
+
+    /// How many entries are in force at `now`, the stale ones removed first.
+    fn count(&self, now: SystemTime) -> u64 {
+        self.entries.retain(|_, kept| self.fresh(kept.since, now));
+        u64::try_from(self.entries.len()).unwrap_or(u64::MAX)
+    }
+}
+
 /// The two caches, the lookups in flight, and the counters.
 pub(crate) struct Cache {
-    rows: Option<Moka<TokenHash, Arc<TokenRow>>>,
-    refusals: Option<Moka<TokenHash, InvalidReason>>,
+    rows: Option<Bounded<Arc<TokenRow>>>,
+    refusals: Option<Bounded<InvalidReason>>,
     in_flight: DashMap<TokenHash, Arc<OnceCell<Loaded>>>,
     /// Bumped by every eviction: an answer loaded across one is not kept.
     epoch: AtomicU64,
@@ -92,25 +145,11 @@ pub(crate) struct Cache {
     pub(crate) config: CacheConfig,
 }
 
-fn moka<V: Clone + Send + Sync + 'static>(
-    capacity: u64,
-    ttl: Duration,
-) -> Option<Moka<TokenHash, V>> {
-    (capacity > 0 && !ttl.is_zero()).then(|| {
-        Moka::builder()
-            .max_capacity(capacity)
-            // From the insertion, never refreshed by reads: a hot entry expires too.
-            .time_to_live(ttl)
-            .eviction_policy(EvictionPolicy::tiny_lfu())
-            .build()
-    })
-}
-
 impl Cache {
     pub(crate) fn new(config: CacheConfig) -> Self {
         Self {
-            rows: moka(config.capacity, config.ttl),
-            refusals: moka(config.refusal_capacity, config.ttl),
+            rows: Bounded::new(config.capacity, config.ttl),
+            refusals: Bounded::new(config.refusal_capacity, config.ttl),
             in_flight: DashMap::new(),
             epoch: AtomicU64::new(0),
             lookups: AtomicU64::new(0),
@@ -118,20 +157,22 @@ impl Cache {
         }
     }
 
-    /// The cached answer for `digest`, if any. Never waits.
-    pub(crate) fn get(&self, digest: &TokenHash) -> Option<Found> {
-        if let Some(row) = self.rows.as_ref().and_then(|rows| rows.get(digest)) {
+    /// The cached answer for `digest` still in force at `now` (the caller's reading of
+    /// the clock), if any. Never waits.
+    pub(crate) fn get(&self, digest: &TokenHash, now: SystemTime) -> Option<Found> {
+        if let Some(row) = self.rows.as_ref().and_then(|rows| rows.get(digest, now)) {
             return Some(Found::Row(row));
         }
         self.refusals
             .as_ref()
-            .and_then(|refusals| refusals.get(digest))
+            .and_then(|refusals| refusals.get(digest, now))
             .map(Found::Refused)
     }
 
     /// The answer for `digest`: from the cache, or from `query`, run once for all the
-    /// callers that arrive while it runs, its answer kept unless an eviction came
-    /// meanwhile. A failure is shared by those callers and never kept.
+    /// callers that arrive while it runs, its answer kept (its time to live counted from
+    /// the start of the query) unless an eviction came meanwhile. A failure is shared by
+    /// those callers and never kept.
     pub(crate) async fn load<F, Fut>(&self, digest: TokenHash, query: F) -> Loaded
     where
         F: FnOnce() -> Fut,
@@ -146,15 +187,16 @@ impl Cache {
             cell: &cell,
         };
         cell.get_or_init(|| async {
+            let since = SystemTime::now();
             // Kept by a query that ended just before this one was joined.
-            if let Some(found) = self.get(&digest) {
+            if let Some(found) = self.get(&digest, since) {
                 return Ok(found);
             }
             let epoch = self.epoch.load(Ordering::SeqCst);
             self.lookups.fetch_add(1, Ordering::Relaxed);
             let loaded = query().await;
             if let Ok(found) = &loaded {
-                self.keep(digest, found, epoch);
+                self.keep(digest, found, since, epoch);
             }
             loaded
         })
@@ -162,17 +204,18 @@ impl Cache {
         .clone()
     }
 
-    /// Keeps an answer loaded since `epoch`, unless an eviction came meanwhile.
-    fn keep(&self, digest: TokenHash, found: &Found, epoch: u64) {
+    /// Keeps an answer whose query started at `since`, in `epoch`, unless an eviction
+    /// came meanwhile.
+    fn keep(&self, digest: TokenHash, found: &Found, since: SystemTime, epoch: u64) {
         match found {
             Found::Row(row) => {
                 if let Some(rows) = &self.rows {
-                    rows.insert(digest, Arc::clone(row));
+                    rows.insert(digest, Arc::clone(row), since);
                 }
             }
             Found::Refused(reason) => {
                 if let Some(refusals) = &self.refusals {
-                    refusals.insert(digest, *reason);
+                    refusals.insert(digest, *reason, since);
                 }
             }
         }
@@ -185,10 +228,10 @@ impl Cache {
 
     fn forget(&self, digest: &TokenHash) {
         if let Some(rows) = &self.rows {
-            rows.invalidate(digest);
+            rows.entries.remove(digest);
         }
         if let Some(refusals) = &self.refusals {
-            refusals.invalidate(digest);
+            refusals.entries.remove(digest);
         }
     }
 
@@ -207,26 +250,23 @@ impl Cache {
         self.epoch.fetch_add(1, Ordering::SeqCst);
         self.in_flight.clear();
         if let Some(rows) = &self.rows {
-            rows.invalidate_all();
+            rows.entries.clear();
         }
         if let Some(refusals) = &self.refusals {
-            refusals.invalidate_all();
+            refusals.entries.clear();
         }
     }
 
-    /// The counters, with moka's pending maintenance run first so that the entry counts
-    /// are current.
+    /// The counters, with the entries past their time to live removed first so that the
+    /// entry counts are current.
     pub(crate) fn stats(&self) -> CacheStats {
-        let count = |cache: Option<u64>| cache.unwrap_or(0);
+        let now = SystemTime::now();
         CacheStats {
-            rows: count(self.rows.as_ref().map(|rows| {
-                rows.run_pending_tasks();
-                rows.entry_count()
-            })),
-            refusals: count(self.refusals.as_ref().map(|refusals| {
-                refusals.run_pending_tasks();
-                refusals.entry_count()
-            })),
+            rows: self.rows.as_ref().map_or(0, |rows| rows.count(now)),
+            refusals: self
+                .refusals
+                .as_ref()
+                .map_or(0, |refusals| refusals.count(now)),
             lookups: self.lookups.load(Ordering::Relaxed),
         }
     }
@@ -328,9 +368,9 @@ mod tests {
             })
             .await;
         assert!(failed.is_err());
-        assert!(cache.get(&digest).is_none());
+        assert!(cache.get(&digest, SystemTime::now()).is_none());
         assert!(cache.load(digest, || async { Ok(row(1)) }).await.is_ok());
-        assert_eq!(id_of(cache.get(&digest)), Some(1));
+        assert_eq!(id_of(cache.get(&digest, SystemTime::now())), Some(1));
     }
 
     #[tokio::test]
@@ -345,12 +385,12 @@ mod tests {
             })
             .await;
         assert!(matches!(loaded, Ok(Found::Row(_))));
-        assert!(cache.get(&digest).is_none());
+        assert!(cache.get(&digest, SystemTime::now()).is_none());
         // Another digest's eviction meanwhile costs this one its entry, nothing else.
         let other = TokenHash::of("b");
         cache.evict(&other);
         cache.load(digest, || async { Ok(row(1)) }).await.unwrap();
-        assert_eq!(id_of(cache.get(&digest)), Some(1));
+        assert_eq!(id_of(cache.get(&digest, SystemTime::now())), Some(1));
     }
 
     #[tokio::test]
@@ -375,7 +415,10 @@ mod tests {
         let stats = cache.stats();
         assert_eq!(stats.rows, 1);
         assert!(stats.refusals <= 4, "{stats:?}");
-        assert_eq!(id_of(cache.get(&TokenHash::of("good"))), Some(1));
+        assert_eq!(
+            id_of(cache.get(&TokenHash::of("good"), SystemTime::now())),
+            Some(1)
+        );
     }
 
     #[tokio::test]
@@ -388,12 +431,12 @@ mod tests {
             .await
             .unwrap();
         assert!(matches!(
-            cache.get(&b),
+            cache.get(&b, SystemTime::now()),
             Some(Found::Refused(InvalidReason::Expired))
         ));
         cache.evict_all();
-        assert!(cache.get(&a).is_none());
-        assert!(cache.get(&b).is_none());
+        assert!(cache.get(&a, SystemTime::now()).is_none());
+        assert!(cache.get(&b, SystemTime::now()).is_none());
     }
 
     #[tokio::test]
@@ -406,11 +449,11 @@ mod tests {
         cache.load(digest, || async { Ok(row(1)) }).await.unwrap();
         for _ in 0..5 {
             // Read again and again: the time to live counts from the insertion.
-            assert!(cache.get(&digest).is_some());
+            assert!(cache.get(&digest, SystemTime::now()).is_some());
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-        assert!(cache.get(&digest).is_none());
+        assert!(cache.get(&digest, SystemTime::now()).is_none());
     }
 
     #[tokio::test]
@@ -422,7 +465,7 @@ mod tests {
         });
         let digest = TokenHash::of("a");
         cache.load(digest, || async { Ok(row(1)) }).await.unwrap();
-        assert!(cache.get(&digest).is_none());
+        assert!(cache.get(&digest, SystemTime::now()).is_none());
         assert_eq!(
             cache.stats(),
             CacheStats {

@@ -133,15 +133,16 @@
 //! awaiting ([`verify_now`](bearer_auth::TokenVerifier::verify_now), the adapters' fast
 //! path), until the entry's **time to live** ends: **5 s** by default
 //! ([`SqlStoreBuilder::cache_ttl`], counted from the query, however often the entry is
-//! read). The cache is [moka](https://docs.rs/moka)'s, bounded in entries:
+//! read). The cache is [quick_cache](https://docs.rs/quick_cache)'s, bounded in entries;
+//! a hit is one lookup, checked against the clock reading the verification makes anyway:
 //!
 //! - **keys in force**, by digest: 10,000 at most ([`SqlStoreBuilder::cache_capacity`]).
 //!   Only a token whose secret is a real key's takes an entry. A hit is still checked
 //!   against the clock of that moment: the id, `expires_at` and the maximum age, on
 //!   every request.
 //! - **refusals**, by digest (no such key, another `tokenable_type`, expired): 10,000 at
-//!   most, in a cache of their own ([`SqlStoreBuilder::refusal_cache_capacity`], with
-//!   TinyLFU admission). A client retrying a revoked key again and again costs one query
+//!   most, in a cache of their own ([`SqlStoreBuilder::refusal_cache_capacity`], whose
+//!   admission keeps a digest asked for again over one-off ones). A client retrying a revoked key again and again costs one query
 //!   per time to live, and a flood of made-up tokens fills this cache only: the keys in
 //!   force stay cached, and keep being answered from memory, while it runs.
 //!

@@ -16,8 +16,9 @@ use std::{
 
 use async_trait::async_trait;
 use bearer_auth::{
-    Abilities, AccessToken, BearerToken, InvalidReason, IssuedToken, KeyGenerator, NewToken,
-    Rejection, StoreError, TokenHash, TokenInfo, TokenParts, TokenStore, TokenVerifier,
+    Abilities, AccessToken, BearerToken, DEFAULT_ERROR_LOG_INTERVAL, ErrorLogThrottle,
+    InvalidReason, IssuedToken, KeyGenerator, NewToken, Rejection, StoreError, TokenHash,
+    TokenInfo, TokenParts, TokenStore, TokenVerifier,
 };
 use chrono::NaiveDateTime;
 use sqlx::Row;
@@ -120,6 +121,9 @@ struct Inner {
     query_timeout: Duration,
     notify_channel: Box<str>,
     listener: Listener,
+    /// One warning per kind of failed operation per interval: an outage does not flood
+    /// the log.
+    error_log: ErrorLogThrottle,
 }
 
 impl Drop for Inner {
@@ -292,6 +296,7 @@ impl SqlStoreBuilder {
                 query_timeout: self.query_timeout,
                 notify_channel: self.notify_channel,
                 listener: Listener::default(),
+                error_log: ErrorLogThrottle::new(DEFAULT_ERROR_LOG_INTERVAL),
             }),
         }
     }
@@ -598,9 +603,10 @@ impl SqlStore {
         parts: &TokenParts<'_>,
         digest: TokenHash,
         found: Found,
+        now: SystemTime,
     ) -> Result<AccessToken<u64>, Rejection> {
         match found {
-            Found::Row(row) => self.accept(parts, digest, &row),
+            Found::Row(row) => self.accept(parts, digest, &row, now),
             Found::Refused(reason) => Err(Rejection::InvalidToken(reason)),
         }
     }
@@ -641,17 +647,18 @@ impl SqlStore {
 
     /// Accepts or refuses a row found for the presented token (from the database or the
     /// cache: every check that depends on the time is made here, each time), and notes
-    /// the use.
+    /// the use. `now` is the clock read once for the verification (the cache's time to
+    /// live is checked against it too).
     fn accept(
         &self,
         parts: &TokenParts<'_>,
         digest: TokenHash,
         row: &TokenRow,
+        now: SystemTime,
     ) -> Result<AccessToken<u64>, Rejection> {
         if parts.id().is_some_and(|id| id != row.id) {
             return Err(Rejection::InvalidToken(InvalidReason::Unknown));
         }
-        let now = SystemTime::now();
         if let Some(reason) = self.refusal(row, now) {
             return Err(Rejection::InvalidToken(reason));
         }
@@ -707,14 +714,25 @@ impl SqlStore {
         column.map(|t| self.inner.clock.instant(t.wall_clock()))
     }
 
-    /// Logs a backend failure of a store operation with its cause, and wraps it.
+    /// Logs a backend failure of a store operation with its cause (the first of its kind,
+    /// then at most one per [`DEFAULT_ERROR_LOG_INTERVAL`] with the number not logged
+    /// since, `suppressed`), and wraps it. A kind is the operation and whether it timed
+    /// out.
     pub(crate) fn backend(&self, operation: &'static str, error: impl Into<Failure>) -> StoreError {
         let error = BackendError {
             operation,
             engine: self.inner.engine,
             failure: error.into(),
         };
-        tracing::warn!(target: "bearer_auth_sqlx", error = %error, "key store operation failed");
+        let kind = (operation, matches!(error.failure, Failure::TimedOut(_)));
+        if let Some(suppressed) = self.inner.error_log.admit(&kind) {
+            tracing::warn!(
+                target: "bearer_auth_sqlx",
+                error = %error,
+                suppressed,
+                "key store operation failed"
+            );
+        }
         StoreError::backend(error)
     }
 
@@ -925,16 +943,19 @@ impl TokenVerifier for SqlStore {
             return Err(Rejection::InvalidToken(InvalidReason::Malformed));
         }
         let digest = parts.hash();
-        let found = match self.inner.cache.get(&digest) {
-            Some(found) => found,
-            None => self
-                .inner
-                .cache
-                .load(digest, || self.find(digest))
-                .await
-                .map_err(Rejection::unavailable)?,
-        };
-        self.answer(&parts, digest, found)
+        // One reading of the clock for the cache's time to live and the row's checks.
+        let now = SystemTime::now();
+        if let Some(found) = self.inner.cache.get(&digest, now) {
+            return self.answer(&parts, digest, found, now);
+        }
+        let found = self
+            .inner
+            .cache
+            .load(digest, || self.find(digest))
+            .await
+            .map_err(Rejection::unavailable)?;
+        // The query took a while: the checks use the clock of its answer.
+        self.answer(&parts, digest, found, SystemTime::now())
     }
 
     /// The answer of [`verify`](Self::verify) when the cache holds it (or the token is
@@ -948,8 +969,9 @@ impl TokenVerifier for SqlStore {
             return Some(Err(Rejection::InvalidToken(InvalidReason::Malformed)));
         }
         let digest = parts.hash();
-        let found = self.inner.cache.get(&digest)?;
-        Some(self.answer(&parts, digest, found))
+        let now = SystemTime::now();
+        let found = self.inner.cache.get(&digest, now)?;
+        Some(self.answer(&parts, digest, found, now))
     }
 }
 
@@ -1317,7 +1339,46 @@ fn numbered(sql: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
+    use tracing_subscriber::{Layer, layer::SubscriberExt as _, registry::Registry};
+
     use super::*;
+
+    /// Counts the warnings of failed store operations.
+    #[derive(Clone, Default)]
+    struct Warnings(Arc<Mutex<usize>>);
+
+    impl<S: tracing::Subscriber> Layer<S> for Warnings {
+        fn on_event(
+            &self,
+            event: &tracing::Event<'_>,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            if event.metadata().target() == "bearer_auth_sqlx" {
+                *self.0.lock().unwrap() += 1;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_thousand_failed_operations_log_one_warning() {
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .connect("sqlite::memory:")
+            .await
+            .unwrap();
+        pool.close().await;
+        let store = SqlStore::builder(Pool::from(pool)).build();
+        let warnings = Warnings::default();
+        let _guard = tracing::subscriber::set_default(Registry::default().with(warnings.clone()));
+        for _ in 0..1000 {
+            assert!(matches!(store.list(&7).await, Err(StoreError::Backend(_))));
+        }
+        assert_eq!(*warnings.0.lock().unwrap(), 1);
+        // Another kind of failure has its own interval.
+        assert!(store.get(&7, 1).await.is_err());
+        assert_eq!(*warnings.0.lock().unwrap(), 2);
+    }
 
     #[test]
     fn placeholders_are_numbered_for_postgres() {
