@@ -129,3 +129,73 @@ async fn abilities_too_large_to_store_are_refused_on_mariadb() {
     server.stop().await;
     db.cleanup().await;
 }
+
+/// Emails are kept lowercased and compared without case, on every engine.
+async fn emails_ignore_case(engine: Engine) {
+    let Some((db, server)) = start(engine).await else {
+        return;
+    };
+    let reply = server
+        .post(
+            "/v1/auth/register",
+            None,
+            json!({"name": "Ada", "email": " Ada@Example.COM ", "password": "correct horse"}),
+        )
+        .await;
+    let body = reply.expect_status(201);
+    assert_eq!(body["user"]["email"], "ada@example.com");
+    server
+        .post(
+            "/v1/auth/register",
+            None,
+            json!({"name": "Ada", "email": "ada@example.com", "password": "correct horse"}),
+        )
+        .await
+        .expect(422, r#"{"message":"The email has already been taken.","errors":{"email":["The email has already been taken."]}}"#);
+    for email in ["ada@example.com", "ADA@example.com", "Ada@Example.Com"] {
+        server.login(email, "correct horse").await;
+    }
+    server.stop().await;
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn emails_ignore_case_on_sqlite() {
+    emails_ignore_case(Engine::Sqlite).await;
+}
+
+#[tokio::test]
+async fn emails_ignore_case_on_postgres() {
+    emails_ignore_case(Engine::Postgres).await;
+}
+
+#[tokio::test]
+async fn emails_ignore_case_on_mariadb() {
+    emails_ignore_case(Engine::MySql).await;
+}
+
+/// A user row a Laravel app wrote with capitals signs in with any case, and its
+/// email is taken in any case.
+#[tokio::test]
+async fn a_laravel_row_with_capitals_signs_in_in_any_case() {
+    let (db, server) = sqlite().await;
+    let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+    let hash = account_api::users::hash_password("correct horse").unwrap();
+    sqlx::query(
+        "insert into users (name, email, password, created_at, updated_at) \
+         values ('Grace', 'Grace@Example.com', ?, '2024-05-01 10:00:00', '2024-05-01 10:00:00')",
+    )
+    .bind(hash)
+    .execute(&pool)
+    .await
+    .unwrap();
+    server.login("grace@example.com", "correct horse").await;
+    server
+        .post(
+            "/v1/auth/register",
+            None,
+            json!({"name": "G", "email": "grace@example.com", "password": "correct horse"}),
+        )
+        .await
+        .expect(422, r#"{"message":"The email has already been taken.","errors":{"email":["The email has already been taken."]}}"#);
+}

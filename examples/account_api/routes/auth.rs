@@ -97,6 +97,7 @@ pub(crate) async fn register(
     let (Some(name), Some(email), Some(password)) = (name, email, password) else {
         return Err(ApiError::field("email", "The given data was invalid."));
     };
+    let email = users::normalize_email(&email);
 
     let hash = blocking(move || users::hash_password(&password)).await?;
     let id = match app.db.insert_user(&name, &email, &hash).await? {
