@@ -310,14 +310,23 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+/// The ability that the routes managing the account require: every ability.
+pub const ACCOUNT_ABILITY: &str = "*";
+
 fn router(shared: &AppState, body_limit: usize) -> Router {
     let auth = BearerAuthLayer::new(Arc::clone(&shared.keys));
     let pending = OpenApiRouter::new()
         .routes(utoipa_axum::routes!(routes::two_factor::challenge))
         .route_layer(auth.clone().accept_pending_second_factor());
+    // Any valid token: who am I, and log this token out.
     let protected = OpenApiRouter::new()
         .routes(utoipa_axum::routes!(routes::auth::user))
         .routes(utoipa_axum::routes!(routes::auth::logout))
+        .route_layer(auth.clone());
+    // Managing the account (two-factor, the keys) takes a token with every ability, `*`:
+    // login tokens have it, and so do keys made without `abilities`. A key limited to
+    // `servers:read` must not be able to lock its owner out or mint keys.
+    let account = OpenApiRouter::new()
         .routes(utoipa_axum::routes!(routes::two_factor::enable))
         .routes(utoipa_axum::routes!(routes::two_factor::confirm))
         .routes(utoipa_axum::routes!(routes::two_factor::disable))
@@ -328,11 +337,12 @@ fn router(shared: &AppState, body_limit: usize) -> Router {
         ))
         .routes(utoipa_axum::routes!(routes::keys::regenerate_key))
         .routes(utoipa_axum::routes!(routes::keys::revoke_key))
-        .route_layer(auth);
+        .route_layer(auth.require_all([ACCOUNT_ABILITY]));
     let (router, api) = OpenApiRouter::with_openapi(openapi::base())
         .routes(utoipa_axum::routes!(routes::auth::register))
         .routes(utoipa_axum::routes!(routes::auth::login))
         .merge(protected)
+        .merge(account)
         .merge(pending)
         .split_for_parts();
     let document = openapi::document(api);

@@ -10,6 +10,8 @@ mod support;
 use serde_json::json;
 use support::{Engine, Server, TestDb};
 
+const MISSING_ABILITY: &str = r#"{"message":"Invalid ability provided."}"#;
+
 async fn start(engine: Engine) -> Option<(TestDb, Server)> {
     let db = TestDb::new(engine).await?;
     let server = Server::start(&db.config()).await;
@@ -18,6 +20,138 @@ async fn start(engine: Engine) -> Option<(TestDb, Server)> {
 
 async fn sqlite() -> (TestDb, Server) {
     start(Engine::Sqlite).await.unwrap()
+}
+
+/// A key limited to some abilities uses the API, but cannot manage the account: not
+/// two-factor, not the keys (its own siblings, the login token, new keys); it can log
+/// itself out.
+#[tokio::test]
+async fn a_limited_key_cannot_manage_the_account() {
+    let (_db, server) = sqlite().await;
+    let (_, login) = server
+        .register("Ada", "ada@example.com", "correct horse")
+        .await;
+    let login_id = login.split_once('|').unwrap().0.to_owned();
+    let created = server
+        .post(
+            "/v1/profile/api-keys",
+            Some(&login),
+            json!({"name": "ro", "abilities": ["servers:read"]}),
+        )
+        .await
+        .expect_status(201);
+    let key = created["plain_text_token"].as_str().unwrap().to_owned();
+    let key_id = created["id"].as_u64().unwrap();
+    let k = Some(key.as_str());
+
+    server
+        .post_empty("/v1/auth/two-factor/enable", k)
+        .await
+        .expect(403, MISSING_ABILITY);
+    server
+        .post("/v1/auth/two-factor/confirm", k, json!({"code": "123456"}))
+        .await
+        .expect(403, MISSING_ABILITY);
+    server
+        .get("/v1/auth/two-factor/qr-code", k)
+        .await
+        .expect(403, MISSING_ABILITY);
+    server
+        .delete(
+            "/v1/auth/two-factor",
+            k,
+            Some(json!({"password": "correct horse"})),
+        )
+        .await
+        .expect(403, MISSING_ABILITY);
+    server
+        .get("/v1/profile/api-keys", k)
+        .await
+        .expect(403, MISSING_ABILITY);
+    for body in [
+        json!({"name": "child", "abilities": ["servers:read"]}),
+        json!({"name": "child", "abilities": ["servers:read"], "expires_at": "2030-01-01T00:00:00Z"}),
+    ] {
+        server
+            .post("/v1/profile/api-keys", k, body)
+            .await
+            .expect(403, MISSING_ABILITY);
+    }
+    for id in [login_id.clone(), key_id.to_string()] {
+        server
+            .post_empty(&format!("/v1/profile/api-keys/{id}/regenerate"), k)
+            .await
+            .expect(403, MISSING_ABILITY);
+        server
+            .delete(&format!("/v1/profile/api-keys/{id}"), k, None)
+            .await
+            .expect(403, MISSING_ABILITY);
+    }
+    // Nothing changed: two-factor off, the login token and the key work, no new key.
+    let user = server.get("/v1/auth/user", k).await.expect_status(200);
+    assert_eq!(user["two_factor_enabled"], false);
+    let keys = server
+        .get("/v1/profile/api-keys", Some(&login))
+        .await
+        .expect_status(200);
+    assert_eq!(keys.as_array().unwrap().len(), 2, "{keys}");
+
+    // Logging out revokes the key used, whatever its abilities, and only it.
+    let reply = server.post_empty("/v1/auth/logout", k).await;
+    assert_eq!((reply.status.as_u16(), reply.body.as_str()), (204, ""));
+    server
+        .get("/v1/auth/user", k)
+        .await
+        .expect_unauthenticated();
+    server
+        .get("/v1/auth/user", Some(&login))
+        .await
+        .expect_status(200);
+}
+
+/// A key made with an expiring key expires no later than it.
+#[tokio::test]
+async fn a_key_made_by_an_expiring_key_expires_no_later_than_it() {
+    let (_db, server) = sqlite().await;
+    let (_, login) = server
+        .register("Ada", "ada@example.com", "correct horse")
+        .await;
+    let parent = server
+        .post(
+            "/v1/profile/api-keys",
+            Some(&login),
+            json!({"name": "deploy", "expires_at": "2031-01-01T00:00:00Z"}),
+        )
+        .await
+        .expect_status(201);
+    let parent = parent["plain_text_token"].as_str().unwrap().to_owned();
+    for (body, expires_at) in [
+        (json!({"name": "never"}), "2031-01-01T00:00:00.000000Z"),
+        (
+            json!({"name": "later", "expires_at": "2035-06-01T00:00:00Z"}),
+            "2031-01-01T00:00:00.000000Z",
+        ),
+        (
+            json!({"name": "sooner", "expires_at": "2030-06-01T00:00:00Z"}),
+            "2030-06-01T00:00:00.000000Z",
+        ),
+    ] {
+        let child = server
+            .post("/v1/profile/api-keys", Some(&parent), body)
+            .await
+            .expect_status(201);
+        assert_eq!(child["expires_at"], expires_at, "{child}");
+    }
+    // A login token does not expire: its keys may live as long as asked.
+    let child = server
+        .post(
+            "/v1/profile/api-keys",
+            Some(&login),
+            json!({"name": "long", "expires_at": "2035-06-01T00:00:00Z"}),
+        )
+        .await
+        .expect_status(201);
+    assert_eq!(child["expires_at"], "2035-06-01T00:00:00.000000Z");
 }
 
 /// An expiry past 9999-12-31T23:59:59Z is refused, and the list of keys still

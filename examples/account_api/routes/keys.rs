@@ -204,7 +204,8 @@ pub(crate) async fn list_keys(
     Ok(json(StatusCode::OK, &keys))
 }
 
-/// Creates a key. The response holds its `plain_text_token`, shown this once.
+/// Creates a key. The response holds its `plain_text_token`, shown this once. The key
+/// expires no later than the token that creates it.
 #[utoipa::path(
     post,
     path = "/v1/profile/api-keys",
@@ -291,6 +292,12 @@ pub(crate) async fn create_key(
     } else if !token.abilities().can("*") {
         return Err(ApiError::Rejection(Rejection::MissingAbility));
     }
+    // A key lives no longer than the token that makes it.
+    let limit = app.keys.get(token.owner(), token.id()).await?.expires_at;
+    let expires_at = match (expires_at, limit) {
+        (Some(asked), Some(limit)) => Some(asked.min(limit)),
+        (asked, limit) => asked.or(limit),
+    };
     if let Some(at) = expires_at {
         new = new.expires_at(at);
     }
