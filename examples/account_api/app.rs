@@ -71,6 +71,38 @@ pub struct Config {
     pub app_name: String,
     /// The largest request body accepted, in bytes (64 KiB).
     pub body_limit: usize,
+    /// What one client may make the service do.
+    pub limits: Limits,
+}
+
+/// Bounds on what clients can make the service do. The defaults suit a public service;
+/// tests shorten them.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Requests to `POST /v1/auth/register`, and apart from them to
+    /// `POST /v1/auth/login`, from one client address per minute, whatever their outcome:
+    /// then 429 with `Retry-After` until the minute ends. 20.
+    pub per_address_per_minute: u32,
+    /// Password hashes (bcrypt, about a quarter of a second of a CPU each) computed at
+    /// once: the number of CPUs.
+    pub password_jobs: usize,
+    /// How long a request waits for one of those slots before it is answered 503 with
+    /// `Retry-After`: 5 s.
+    pub password_wait: Duration,
+    /// How long a login token waits for its second factor: 10 minutes from the login.
+    /// Then the challenge refuses it (401) and it is revoked.
+    pub pending_token_ttl: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            per_address_per_minute: 20,
+            password_jobs: std::thread::available_parallelism().map_or(1, usize::from),
+            password_wait: Duration::from_secs(5),
+            pending_token_ttl: Duration::from_secs(10 * 60),
+        }
+    }
 }
 
 /// The database used when `$DATABASE_URL` is unset: a SQLite file in the working
@@ -86,6 +118,7 @@ impl fmt::Debug for Config {
             .field("key_file", &self.key_file)
             .field("app_name", &self.app_name)
             .field("body_limit", &self.body_limit)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -113,6 +146,7 @@ impl Default for Config {
             key_file: None,
             app_name: "account_api".to_owned(),
             body_limit: 64 * 1024,
+            limits: Limits::default(),
         }
     }
 }
@@ -130,6 +164,7 @@ impl Config {
             key_file: var("APP_KEY_FILE").map(PathBuf::from),
             app_name: var("APP_NAME").unwrap_or(defaults.app_name),
             body_limit: defaults.body_limit,
+            limits: defaults.limits,
         }
     }
 
@@ -195,12 +230,21 @@ pub(crate) struct Shared {
     pub(crate) keys: Keys,
     pub(crate) encrypter: Encrypter,
     pub(crate) issuer: String,
-    /// Failed logins, by email and client address.
+    /// Failed logins, by email (folded, see `routes::auth`) and client address.
     pub(crate) logins: Throttle,
-    /// Failed two-factor challenges, by token.
+    /// Failed two-factor challenges, by user (whichever pending token they came with).
     pub(crate) challenges: Throttle,
+    /// Failed two-factor challenges, by pending token: at 5 the token is revoked.
+    pub(crate) challenge_tokens: Throttle,
     /// Failed password confirmations, by user.
     pub(crate) passwords: Throttle,
+    /// Registrations, by client address.
+    pub(crate) register_addresses: Throttle,
+    /// Logins, by client address.
+    pub(crate) login_addresses: Throttle,
+    /// Slots for password hashing (bcrypt).
+    pub(crate) password_jobs: Arc<tokio::sync::Semaphore>,
+    pub(crate) limits: Limits,
 }
 
 /// The handlers' state.
@@ -236,6 +280,7 @@ impl App {
     /// The service on a database and a key store made elsewhere.
     pub fn new(db: Db, keys: Keys, encrypter: Encrypter, config: &Config) -> Self {
         let minute = Duration::from_secs(60);
+        let limits = config.limits.clone();
         let shared = Arc::new(Shared {
             db,
             keys,
@@ -243,7 +288,12 @@ impl App {
             issuer: config.app_name.clone(),
             logins: Throttle::new(5, minute),
             challenges: Throttle::new(5, minute),
+            challenge_tokens: Throttle::new(5, limits.pending_token_ttl),
             passwords: Throttle::new(5, minute),
+            register_addresses: Throttle::new(limits.per_address_per_minute, minute),
+            login_addresses: Throttle::new(limits.per_address_per_minute, minute),
+            password_jobs: Arc::new(tokio::sync::Semaphore::new(limits.password_jobs.max(1))),
+            limits,
         });
         Self {
             router: router(&shared, config.body_limit),

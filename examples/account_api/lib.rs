@@ -67,5 +67,5 @@ pub mod throttle;
 pub mod two_factor;
 pub mod users;
 
-pub use app::{App, Config, KeyStore, Keys, StartError, Token, shutdown_signal};
+pub use app::{App, Config, KeyStore, Keys, Limits, StartError, Token, shutdown_signal};
 pub use openapi::PATH as OPENAPI_PATH;

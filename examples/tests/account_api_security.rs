@@ -7,10 +7,15 @@
 
 mod support;
 
-use serde_json::json;
-use support::{Engine, Server, TestDb};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{Engine, Server, TestDb, current_step, totp};
 
 const MISSING_ABILITY: &str = r#"{"message":"Invalid ability provided."}"#;
+const TOO_MANY: &str = r#"{"message":"Too Many Attempts."}"#;
+const CODE_INVALID: &str = r#"{"message":"The provided two factor authentication code was invalid.","errors":{"code":["The provided two factor authentication code was invalid."]}}"#;
+const CREDENTIALS_FAILED: &str = r#"{"message":"These credentials do not match our records.","errors":{"email":["These credentials do not match our records."]}}"#;
 
 async fn start(engine: Engine) -> Option<(TestDb, Server)> {
     let db = TestDb::new(engine).await?;
@@ -20,6 +25,89 @@ async fn start(engine: Engine) -> Option<(TestDb, Server)> {
 
 async fn sqlite() -> (TestDb, Server) {
     start(Engine::Sqlite).await.unwrap()
+}
+
+/// Turns two-factor on for a new user; `(secret, the step of the code used)`.
+async fn two_factor_user(server: &Server, email: &str) -> (String, u64) {
+    let (_, token) = server.register("Ada", email, "correct horse").await;
+    let enabled = server
+        .post_empty("/v1/auth/two-factor/enable", Some(&token))
+        .await
+        .expect_status(200);
+    let secret = enabled["secret"].as_str().unwrap().to_owned();
+    let step = current_step();
+    server
+        .post(
+            "/v1/auth/two-factor/confirm",
+            Some(&token),
+            json!({"code": totp(&secret, step)}),
+        )
+        .await
+        .expect_status(200);
+    (secret, step)
+}
+
+/// A code that is wrong around `step`.
+fn wrong_code(secret: &str, step: u64) -> &'static str {
+    ["000000", "111111", "222222", "333333", "444444", "555555"]
+        .into_iter()
+        .find(|c| (step - 1..=step + 3).all(|s| totp(secret, s) != *c))
+        .unwrap()
+}
+
+async fn challenge(server: &Server, token: &str, code: &str) -> support::Reply {
+    server
+        .post(
+            "/v1/auth/two-factor-challenge",
+            Some(token),
+            json!({"code": code}),
+        )
+        .await
+}
+
+/// Failures count per user, whichever pending token they came with (each login
+/// makes a new one), and a token that failed 5 times is revoked.
+#[tokio::test]
+async fn the_challenge_is_throttled_per_user_and_a_token_revoked_after_5_failures() {
+    let (_db, server) = sqlite().await;
+
+    // Spread over three logins, five failures still stop the user.
+    let (secret, step) = two_factor_user(&server, "ada@example.com").await;
+    let bad = wrong_code(&secret, step);
+    let (a, _) = server.login("ada@example.com", "correct horse").await;
+    let (b, _) = server.login("ada@example.com", "correct horse").await;
+    for token in [&a, &b, &a, &b] {
+        challenge(&server, token, bad)
+            .await
+            .expect(422, CODE_INVALID);
+    }
+    let (c, _) = server.login("ada@example.com", "correct horse").await;
+    challenge(&server, &c, bad).await.expect(422, CODE_INVALID);
+    for token in [&a, &b, &c] {
+        let reply = challenge(&server, token, &totp(&secret, step + 1)).await;
+        reply.expect(429, TOO_MANY);
+        let retry: u64 = reply.headers["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&retry), "{retry}");
+    }
+    let (d, _) = server.login("ada@example.com", "correct horse").await;
+    challenge(&server, &d, &totp(&secret, step + 1))
+        .await
+        .expect(429, TOO_MANY);
+
+    // Five failures with one token: that token is gone.
+    let (secret, step) = two_factor_user(&server, "bo@example.com").await;
+    let bad = wrong_code(&secret, step);
+    let (e, _) = server.login("bo@example.com", "correct horse").await;
+    for _ in 0..5 {
+        challenge(&server, &e, bad).await.expect(422, CODE_INVALID);
+    }
+    challenge(&server, &e, &totp(&secret, step + 1))
+        .await
+        .expect_unauthenticated();
 }
 
 /// A key limited to some abilities uses the API, but cannot manage the account: not
@@ -193,6 +281,148 @@ async fn an_expiry_past_the_year_9999_is_refused_and_keys_still_list() {
     assert_eq!(names, ["login", "last"]);
 }
 
+/// Sends each of `bodies` to `path`, from as many clients at once; the replies, in no
+/// order.
+async fn in_parallel(server: &Server, path: &str, bodies: Vec<Value>) -> Vec<support::Reply> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for body in bodies {
+        let client = reqwest::Client::new();
+        let url = format!("{}{path}", server.base);
+        tasks.spawn(async move {
+            let response = client
+                .post(url)
+                .header("Content-Type", "application/json")
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap();
+            support::Reply {
+                status: response.status(),
+                headers: response.headers().clone(),
+                body: response.text().await.unwrap(),
+            }
+        });
+    }
+    let mut replies = Vec::new();
+    while let Some(reply) = tasks.join_next().await {
+        replies.push(reply.unwrap());
+    }
+    replies
+}
+
+/// Wrong passwords sent in parallel get 5 tries, not one each.
+#[tokio::test]
+async fn parallel_wrong_logins_get_5_tries() {
+    let (_db, server) = sqlite().await;
+    server
+        .register("Ada", "ada@example.com", "correct horse")
+        .await;
+    let bodies = (0..15)
+        .map(|i| json!({"email": "ada@example.com", "password": format!("wrong {i}")}))
+        .collect();
+    let replies = in_parallel(&server, "/v1/auth/login", bodies).await;
+    let mut failed = 0;
+    let mut throttled = 0;
+    for reply in &replies {
+        match reply.status.as_u16() {
+            422 => {
+                reply.expect(422, CREDENTIALS_FAILED);
+                failed += 1;
+            }
+            _ => {
+                reply.expect(429, TOO_MANY);
+                throttled += 1;
+            }
+        }
+    }
+    assert_eq!((failed, throttled), (5, 10));
+    // The right password is refused too until the minute ends.
+    server
+        .post(
+            "/v1/auth/login",
+            None,
+            json!({"email": "ada@example.com", "password": "correct horse"}),
+        )
+        .await
+        .expect(429, TOO_MANY);
+}
+
+/// On MySQL/MariaDB, whose collation finds `ada@…` for `ÁDÁ@…`, spelling the email
+/// another way does not give a new budget of failures.
+#[tokio::test]
+async fn an_email_spelled_another_way_shares_the_login_throttle_on_mariadb() {
+    let Some((db, server)) = start(Engine::MySql).await else {
+        return;
+    };
+    server
+        .register("Ada", "ada@example.com", "correct horse")
+        .await;
+    // The database finds Ada under these spellings.
+    for email in ["ádá@example.com", "ADA@example.com"] {
+        server.login(email, "correct horse").await;
+    }
+    for _ in 0..5 {
+        server
+            .post(
+                "/v1/auth/login",
+                None,
+                json!({"email": "ada@example.com", "password": "wrong"}),
+            )
+            .await
+            .expect(422, CREDENTIALS_FAILED);
+    }
+    for email in [
+        "ádá@example.com",
+        "ÁDÁ@EXAMPLE.COM",
+        "ada@example.com",
+        "Ada@Example.com",
+    ] {
+        server
+            .post(
+                "/v1/auth/login",
+                None,
+                json!({"email": email, "password": "correct horse"}),
+            )
+            .await
+            .expect(429, TOO_MANY);
+    }
+    server.stop().await;
+    db.cleanup().await;
+}
+
+/// On SQLite, where `ádá@…` is another (unknown) email, it is throttled as `ada@…`
+/// is: a known and an unknown email answer alike.
+#[tokio::test]
+async fn an_email_spelled_another_way_shares_the_login_throttle_on_sqlite() {
+    let (_db, server) = sqlite().await;
+    server
+        .register("Ada", "ada@example.com", "correct horse")
+        .await;
+    for (known, accented) in [
+        ("ada@example.com", "ádá@example.com"),
+        ("nobody@example.com", "nóbody@example.com"),
+    ] {
+        for _ in 0..5 {
+            server
+                .post(
+                    "/v1/auth/login",
+                    None,
+                    json!({"email": known, "password": "wrong"}),
+                )
+                .await
+                .expect(422, CREDENTIALS_FAILED);
+        }
+        server
+            .post(
+                "/v1/auth/login",
+                None,
+                json!({"email": accented, "password": "correct horse"}),
+            )
+            .await
+            .expect(429, TOO_MANY);
+    }
+}
+
 /// A NUL character (which PostgreSQL's text cannot hold) is a 422, not a 503.
 #[tokio::test]
 async fn nul_characters_are_refused_on_postgres() {
@@ -264,6 +494,57 @@ async fn abilities_too_large_to_store_are_refused_on_mariadb() {
     db.cleanup().await;
 }
 
+/// Registering, and apart from it logging in, is throttled per client address: 20 a
+/// minute, whatever the requests hold.
+#[tokio::test]
+async fn register_and_login_are_throttled_per_address() {
+    let (_db, server) = sqlite().await;
+    for i in 0..20 {
+        server
+            .post(
+                "/v1/auth/register",
+                None,
+                json!({"name": "x", "email": format!("user{i}@example.com")}),
+            )
+            .await
+            .expect(422, r#"{"message":"The password field is required.","errors":{"password":["The password field is required."]}}"#);
+    }
+    let reply = server
+        .post(
+            "/v1/auth/register",
+            None,
+            json!({"name": "x", "email": "new@example.com", "password": "correct horse"}),
+        )
+        .await;
+    reply.expect(429, TOO_MANY);
+    let retry: u64 = reply.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+
+    // Logging in has its own count, per address too.
+    for i in 0..20 {
+        server
+            .post(
+                "/v1/auth/login",
+                None,
+                json!({"email": format!("user{i}@example.com")}),
+            )
+            .await
+            .expect(422, r#"{"message":"The password field is required.","errors":{"password":["The password field is required."]}}"#);
+    }
+    server
+        .post(
+            "/v1/auth/login",
+            None,
+            json!({"email": "user0@example.com", "password": "correct horse"}),
+        )
+        .await
+        .expect(429, TOO_MANY);
+}
+
 /// Emails are kept lowercased and compared without case, on every engine.
 async fn emails_ignore_case(engine: Engine) {
     let Some((db, server)) = start(engine).await else {
@@ -332,4 +613,77 @@ async fn a_laravel_row_with_capitals_signs_in_in_any_case() {
         )
         .await
         .expect(422, r#"{"message":"The email has already been taken.","errors":{"email":["The email has already been taken."]}}"#);
+}
+
+async fn start_with(limits: impl FnOnce(&mut account_api::Limits)) -> (TestDb, Server) {
+    let db = TestDb::new(Engine::Sqlite).await.unwrap();
+    let mut config = db.config();
+    limits(&mut config.limits);
+    let server = Server::start(&config).await;
+    (db, server)
+}
+
+/// A pending token lives 10 minutes from its login (3 s here): later, the challenge
+/// refuses it (401) even with the right code, and it is revoked.
+#[tokio::test]
+async fn a_pending_token_expires() {
+    let (db, server) = start_with(|l| l.pending_token_ttl = Duration::from_secs(3)).await;
+    let (secret, step) = two_factor_user(&server, "ada@example.com").await;
+    let (old, _) = server.login("ada@example.com", "correct horse").await;
+    tokio::time::sleep(Duration::from_millis(4100)).await;
+    challenge(&server, &old, &totp(&secret, step + 1))
+        .await
+        .expect_unauthenticated();
+    let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+    let id: i64 = old.split_once('|').unwrap().0.parse().unwrap();
+    let rows: i64 = sqlx::query_scalar("select count(*) from personal_access_tokens where id = ?")
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0);
+    // A fresh login passes with that code.
+    let (fresh, _) = server.login("ada@example.com", "correct horse").await;
+    challenge(&server, &fresh, &totp(&secret, step + 1))
+        .await
+        .expect(200, r#"{"requires_2fa":false}"#);
+}
+
+#[test]
+fn pending_tokens_live_10_minutes_by_default() {
+    assert_eq!(
+        account_api::Limits::default().pending_token_ttl,
+        Duration::from_secs(600)
+    );
+}
+
+/// Bcrypt runs in a bounded number of slots; a request that waits too long for one
+/// gets 503 with `Retry-After`, not an ever longer queue.
+#[tokio::test]
+async fn password_hashing_is_bounded_and_503_when_saturated() {
+    let (_db, server) = start_with(|l| {
+        l.password_jobs = 1;
+        l.password_wait = Duration::from_millis(50);
+    })
+    .await;
+    let bodies = (0..4)
+        .map(|i| json!({"email": format!("user{i}@example.com"), "password": "wrong password"}))
+        .collect();
+    let replies = in_parallel(&server, "/v1/auth/login", bodies).await;
+    let mut busy = 0;
+    for reply in &replies {
+        if reply.status == 503 {
+            reply.expect(503, r#"{"message":"Service Unavailable."}"#);
+            assert_eq!(reply.headers["retry-after"], "1");
+            busy += 1;
+        } else {
+            reply.expect(422, CREDENTIALS_FAILED);
+        }
+    }
+    assert!((1..4).contains(&busy), "{replies:?}");
+    // A 503 did not count as a failed login: the slot free, the user signs in.
+    server
+        .register("Ada", "ada@example.com", "correct horse")
+        .await;
+    server.login("ada@example.com", "correct horse").await;
 }

@@ -1,13 +1,14 @@
 //! Two-factor authentication: turn it on (enable, then confirm with a code), off (with the
 //! password), and pass the challenge that a login of a user with two-factor on waits for.
 
-use std::borrow::Cow;
+use std::{borrow::Cow, time::SystemTime};
 
 use axum::{
     extract::State,
     http::StatusCode,
     response::{IntoResponse, Response},
 };
+use bearer_auth::{InvalidReason, Rejection, StoreError};
 use bearer_auth_tower::Authenticated;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -18,10 +19,13 @@ use crate::{
     app::{AppState, Token},
     errors::{ApiError, Errors, JsonBody, json},
     input::{self, Rules},
-    routes::{auth::current_user, blocking, no_content},
+    routes::{PasswordSlot, auth::current_user, no_content},
     two_factor,
     users::{self, User},
 };
+
+/// Failed challenges after which a pending token is revoked.
+const MAX_TOKEN_FAILURES: u32 = 5;
 
 /// Fortify's message for a wrong code.
 const CODE_INVALID: &str = "The provided two factor authentication code was invalid.";
@@ -280,13 +284,15 @@ pub(crate) async fn disable(
     app.passwords
         .check(&throttle_key)
         .map_err(ApiError::Throttled)?;
+    let slot = PasswordSlot::take(&app).await?;
+    app.passwords
+        .attempt(&throttle_key)
+        .map_err(ApiError::Throttled)?;
     let hash = user.password.clone();
-    let matches = blocking(move || {
-        Ok::<_, std::convert::Infallible>(users::verify_password(&password, &hash))
-    })
-    .await?;
+    let matches = slot
+        .run(move || Ok::<_, std::convert::Infallible>(users::verify_password(&password, &hash)))
+        .await?;
     if !matches {
-        app.passwords.fail(&throttle_key);
         // Laravel's `current_password` rule.
         return Err(ApiError::field("password", "The password is incorrect."));
     }
@@ -316,7 +322,10 @@ pub(crate) struct ChallengeResponse {
 
 /// Passes the second factor of a login token: the one route a pending token may use.
 ///
-/// After 5 failures for one token within a minute, 429 until the minute ends.
+/// After 5 failures for one user within a minute, whichever of their pending tokens
+/// they came with, 429 until the minute ends (Laravel Fortify's `two-factor` limiter,
+/// by user). A pending token that failed 5 times is revoked, and one older than 10
+/// minutes is refused (401) and revoked.
 #[utoipa::path(
     post,
     path = "/v1/auth/two-factor-challenge",
@@ -328,7 +337,7 @@ pub(crate) struct ChallengeResponse {
         (status = 401, description = "Missing, unknown, expired or revoked token", body = crate::openapi::MessageBody),
         (status = 409, description = "The token is not waiting for a second factor", body = crate::openapi::MessageBody),
         (status = 422, description = "Wrong or used code or recovery code", body = crate::openapi::ValidationErrorBody),
-        (status = 429, description = "Too many failed attempts with this token", body = crate::openapi::MessageBody,
+        (status = 429, description = "Too many failed attempts for this user", body = crate::openapi::MessageBody,
             headers(("Retry-After" = u64, description = "Seconds until the next attempt"))),
     )
 )]
@@ -358,9 +367,34 @@ pub(crate) async fn challenge(
     );
     errors.into_result()?;
 
-    let throttle_key = token.id().to_string();
+    // A pending token lives `pending_token_ttl` from its login, to the second the store
+    // records (so a login is not a lasting licence to guess).
+    let key = app
+        .keys
+        .get(token.owner(), token.id())
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound(_) => {
+                ApiError::Rejection(Rejection::InvalidToken(InvalidReason::Unknown))
+            }
+            e => e.into(),
+        })?;
+    let expired = key
+        .created_at
+        .checked_add(app.limits.pending_token_ttl)
+        .is_some_and(|end| end <= SystemTime::now());
+    if expired {
+        app.keys.revoke(token.owner(), token.id()).await?;
+        return Err(ApiError::Rejection(Rejection::InvalidToken(
+            InvalidReason::Expired,
+        )));
+    }
+
+    // Counted per user, whichever of their pending tokens (each login makes one) the
+    // guess comes with; checked and counted in one step.
+    let user_key = token.owner().to_string();
     app.challenges
-        .check(&throttle_key)
+        .attempt(&user_key)
         .map_err(ApiError::Throttled)?;
     let user = current_user(&app, &token).await?;
     let passed = match (recovery_code, code) {
@@ -377,11 +411,20 @@ pub(crate) async fn challenge(
             ok.then_some(()).ok_or(("code", CODE_INVALID))
         }
     };
+    let token_key = token.id().to_string();
     if let Err((field, message)) = passed {
-        app.challenges.fail(&throttle_key);
+        if app.challenge_tokens.fail(&token_key) >= MAX_TOKEN_FAILURES {
+            app.keys.revoke(token.owner(), token.id()).await?;
+            app.challenge_tokens.clear(&token_key);
+            tracing::info!(
+                user = user.id,
+                "pending token revoked after failed challenges"
+            );
+        }
         return Err(ApiError::field(field, message));
     }
-    app.challenges.clear(&throttle_key);
+    app.challenges.clear(&user_key);
+    app.challenge_tokens.clear(&token_key);
     app.keys
         .confirm_second_factor(token.owner(), token.id())
         .await?;
