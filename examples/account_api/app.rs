@@ -4,8 +4,10 @@ use std::{fmt, future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::
 
 use axum::{
     Router,
-    extract::{DefaultBodyLimit, FromRequestParts},
-    http::request::Parts,
+    extract::{DefaultBodyLimit, FromRequestParts, Request, State},
+    http::{HeaderValue, StatusCode, header, request::Parts},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
     routing::get,
 };
 use bearer_auth::{AccessToken, MemoryStore, StoreError, TokenStore, TokenVerifier};
@@ -17,8 +19,8 @@ use crate::{
     crypto::{Encrypter, KeyFileError},
     dashboard,
     db::{self, Db},
-    errors::{self, json_response},
-    openapi, routes,
+    errors::{self, ApiError, json_response},
+    openapi, routes, serve,
     throttle::Throttle,
     users::UserId,
 };
@@ -71,12 +73,12 @@ pub struct Config {
     pub app_name: String,
     /// The largest request body accepted, in bytes (64 KiB).
     pub body_limit: usize,
-    /// What one client may make the service do.
+    /// What one client may make the service do, and how long it waits for a client.
     pub limits: Limits,
 }
 
-/// Bounds on what clients can make the service do. The defaults suit a public service;
-/// tests shorten them.
+/// Bounds on what clients can make the service do, and on how long it waits for them.
+/// The defaults suit a public service; tests shorten them.
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Requests to `POST /v1/auth/register`, and apart from them to
@@ -92,6 +94,14 @@ pub struct Limits {
     /// How long a login token waits for its second factor: 10 minutes from the login.
     /// Then the challenge refuses it (401) and it is revoked.
     pub pending_token_ttl: Duration,
+    /// How long a client may take to send a request's headers (and an idle kept-alive
+    /// connection may wait for the next request) before its connection is closed: 10 s.
+    pub header_timeout: Duration,
+    /// How long a request may take, its body included, before it is answered 408: 30 s.
+    pub request_timeout: Duration,
+    /// After a shutdown signal, how long requests in flight may take to finish before
+    /// their connections are dropped; `last_used_at` is flushed either way: 10 s.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for Limits {
@@ -101,6 +111,9 @@ impl Default for Limits {
             password_jobs: std::thread::available_parallelism().map_or(1, usize::from),
             password_wait: Duration::from_secs(5),
             pending_token_ttl: Duration::from_secs(10 * 60),
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 }
@@ -315,17 +328,18 @@ impl App {
 
     /// Serves on `listener` until `shutdown` completes, lets requests in flight finish,
     /// then flushes the key store (`last_used_at`) and closes the database.
+    ///
+    /// Slow clients are bounded by [`Limits`]: headers within `header_timeout` (else the
+    /// connection is closed), the whole request within `request_timeout` (else 408), and
+    /// after `shutdown` the requests in flight get `shutdown_grace` before their
+    /// connections are dropped; the flush happens either way.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let served = axum::serve(listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let limits = self.shared.limits.clone();
+        let served = serve::serve(listener, self.router, &limits, shutdown).await;
         if let Err(e) = self.shared.keys.flush().await {
             tracing::error!(error = %e, "flushing the key store");
         }
@@ -409,6 +423,30 @@ fn router(shared: &AppState, body_limit: usize) -> Router {
         .method_not_allowed_fallback(errors::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(Arc::clone(shared))
+        .layer(middleware::from_fn_with_state(
+            shared.limits.request_timeout,
+            request_timeout,
+        ))
+}
+
+/// Answers 408 `{"message":"Request Timeout."}` and closes the connection when a request,
+/// its body included, takes longer than `limit`: a client that sends a body slower than
+/// that (or never the bytes its `Content-Length` promised) holds nothing for long.
+async fn request_timeout(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            let mut response = ApiError::Status(
+                StatusCode::REQUEST_TIMEOUT,
+                std::borrow::Cow::Borrowed("Request Timeout."),
+            )
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+    }
 }
 
 /// The client's address, when the server was started with connect info.

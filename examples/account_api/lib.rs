@@ -63,6 +63,7 @@ pub mod errors;
 pub mod input;
 mod openapi;
 mod routes;
+mod serve;
 pub mod throttle;
 pub mod two_factor;
 pub mod users;

@@ -687,3 +687,165 @@ async fn password_hashing_is_bounded_and_503_when_saturated() {
         .await;
     server.login("ada@example.com", "correct horse").await;
 }
+
+/// Connects to the server and sends `bytes`.
+async fn send_raw(server: &Server, bytes: &[u8]) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt as _;
+    let addr = server.base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+    stream
+}
+
+/// Reads until the server closes the connection (or `within` passes: `None`).
+async fn read_until_closed(stream: &mut tokio::net::TcpStream, within: Duration) -> Option<String> {
+    use tokio::io::AsyncReadExt as _;
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(within, async {
+        let mut buf = [0_u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    read.ok()
+        .map(|()| String::from_utf8_lossy(&out).into_owned())
+}
+
+/// A client that sends its headers slowly (slowloris) is cut off, as is an idle
+/// kept-alive connection.
+#[tokio::test]
+async fn a_client_slow_to_send_its_headers_is_cut_off() {
+    let (_db, server) = start_with(|l| l.header_timeout = Duration::from_secs(1)).await;
+    let started = std::time::Instant::now();
+    let mut slow = send_raw(&server, b"POST /v1/auth/login HTTP/1.1\r\nHost: x\r\n").await;
+    let mut idle = send_raw(&server, b"").await;
+    for stream in [&mut slow, &mut idle] {
+        let answer = read_until_closed(stream, Duration::from_secs(5))
+            .await
+            .expect("still open 5 s after the 1 s header timeout");
+        assert!(
+            answer.is_empty() || answer.starts_with("HTTP/1.1 408 "),
+            "{answer}"
+        );
+    }
+    assert!(started.elapsed() < Duration::from_secs(4));
+    // The server still answers others.
+    server
+        .get("/nothing", None)
+        .await
+        .expect(404, r#"{"message":"Not Found."}"#);
+}
+
+/// A client that never sends the body its `Content-Length` promised gets 408 and is
+/// disconnected.
+#[tokio::test]
+async fn a_client_slow_to_send_its_body_gets_408() {
+    let (_db, server) = start_with(|l| l.request_timeout = Duration::from_secs(1)).await;
+    let mut stream = send_raw(
+        &server,
+        b"POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10\r\n\r\n{",
+    )
+    .await;
+    let answer = read_until_closed(&mut stream, Duration::from_secs(5))
+        .await
+        .expect("still open 5 s after the 1 s request timeout");
+    assert!(
+        answer.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+        "{answer}"
+    );
+    let lower = answer.to_ascii_lowercase();
+    for header in [
+        "content-type: application/json\r\n",
+        "connection: close\r\n",
+    ] {
+        assert!(lower.contains(header), "{answer}");
+    }
+    assert!(
+        answer.ends_with("\r\n\r\n{\"message\":\"Request Timeout.\"}"),
+        "{answer}"
+    );
+}
+
+/// After the shutdown signal, a client stuck mid-request does not keep the service
+/// running past the grace period, and `last_used_at` is still written.
+#[tokio::test]
+async fn a_shutdown_with_a_stuck_client_ends_after_the_grace_and_flushes() {
+    let db = TestDb::new(Engine::Sqlite).await.unwrap();
+    let mut config = db.config();
+    config.limits.shutdown_grace = Duration::from_secs(1);
+    config.limits.request_timeout = Duration::from_secs(120);
+    config.limits.header_timeout = Duration::from_secs(120);
+    let app = account_api::App::start(&config).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(app.serve(listener, async move {
+        let _ = stopped.await;
+    }));
+
+    let client = reqwest::Client::new();
+    let registered = client
+        .post(format!("{base}/v1/auth/register"))
+        .header("Content-Type", "application/json")
+        .body(
+            json!({"name": "Ada", "email": "ada@example.com", "password": "correct horse"})
+                .to_string(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let registered: Value = serde_json::from_str(&registered).unwrap();
+    let token = registered["token"].as_str().unwrap().to_owned();
+    let user = client
+        .get(format!("{base}/v1/auth/user"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(user.status(), 200);
+
+    // Stuck: a body that never comes, and headers that never end.
+    let addr = base.trim_start_matches("http://");
+    let mut stuck = Vec::new();
+    for bytes in [
+        &b"POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10\r\n\r\n{"[..],
+        &b"POST /v1/auth/login HTTP/1.1\r\nHost: x\r\n"[..],
+    ] {
+        use tokio::io::AsyncWriteExt as _;
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.write_all(bytes).await.unwrap();
+        stuck.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let started = std::time::Instant::now();
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), serving)
+        .await
+        .expect("still serving 10 s after the signal, with a 1 s grace")
+        .unwrap()
+        .unwrap();
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+        "{took:?}"
+    );
+
+    let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+    let id: i64 = token.split_once('|').unwrap().0.parse().unwrap();
+    let last_used: Option<String> =
+        sqlx::query_scalar("select last_used_at from personal_access_tokens where id = ?")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(last_used.is_some(), "last_used_at was not flushed");
+    drop(stuck);
+}
