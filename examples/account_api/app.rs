@@ -284,6 +284,20 @@ impl App {
             .map_err(StartError::Key)?;
         if config.app_key.is_none() {
             tracing::info!(file = %key_path.display(), "encryption key (APP_KEY unset)");
+            if db::readable_by_others(&key_path) {
+                tracing::warn!(
+                    file = %key_path.display(),
+                    "the encryption key file is readable by others than its owner: chmod 600 it"
+                );
+            }
+        }
+        if let Some(file) = db::sqlite_file(&config.database_url)
+            && db::readable_by_others(&file)
+        {
+            tracing::warn!(
+                file = %file.display(),
+                "the database file is readable by others than its owner: chmod 600 it (and its -wal and -shm)"
+            );
         }
         let store = SqlStore::new(db.pool().to_store_pool());
         store.migrate().await.map_err(StartError::Store)?;
@@ -427,6 +441,7 @@ fn router(shared: &AppState, body_limit: usize) -> Router {
             shared.limits.request_timeout,
             request_timeout,
         ))
+        .layer(middleware::map_response(private_headers))
 }
 
 /// Answers 408 `{"message":"Request Timeout."}` and closes the connection when a request,
@@ -447,6 +462,21 @@ async fn request_timeout(State(limit): State<Duration>, request: Request, next: 
             response
         }
     }
+}
+
+/// Every answer holds what a cache must not keep (tokens, two-factor secrets, recovery
+/// codes): `Cache-Control: no-store`, unless the route chose its own (the dashboard's
+/// assets); and none is to be sniffed as another type: `X-Content-Type-Options: nosniff`.
+async fn private_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
 }
 
 /// The client's address, when the server was started with connect info.

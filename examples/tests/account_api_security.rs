@@ -9,6 +9,7 @@ mod support;
 
 use std::time::Duration;
 
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::{Engine, Server, TestDb, current_step, totp};
 
@@ -615,6 +616,74 @@ async fn a_laravel_row_with_capitals_signs_in_in_any_case() {
         .expect(422, r#"{"message":"The email has already been taken.","errors":{"email":["The email has already been taken."]}}"#);
 }
 
+/// API answers (tokens, secrets, recovery codes) are never stored by a cache, nor
+/// sniffed as another type; the dashboard's assets keep their own caching.
+#[tokio::test]
+async fn api_answers_are_not_cached_or_sniffed() {
+    let (_db, server) = sqlite().await;
+    let registered = server
+        .post(
+            "/v1/auth/register",
+            None,
+            json!({"name": "Ada", "email": "ada@example.com", "password": "correct horse"}),
+        )
+        .await;
+    let token = registered.expect_status(201)["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let replies = [
+        registered,
+        server
+            .post_empty("/v1/auth/two-factor/enable", Some(&token))
+            .await,
+        server.get("/v1/profile/api-keys", Some(&token)).await,
+        server.get("/v1/auth/user", None).await,
+        server.get("/v1/auth/user", Some("1|wrong")).await,
+        server.get("/v1/openapi.json", None).await,
+        server.get("/nothing", None).await,
+        server.get("/", None).await,
+    ];
+    for reply in &replies {
+        assert_eq!(reply.headers["cache-control"], "no-store", "{reply:?}");
+        assert_eq!(
+            reply.headers["x-content-type-options"], "nosniff",
+            "{reply:?}"
+        );
+    }
+    let css = server.get("/assets/app.css", None).await;
+    assert_eq!(css.headers["cache-control"], "no-cache");
+    assert_eq!(css.headers["x-content-type-options"], "nosniff");
+    assert_eq!(css.status, StatusCode::OK);
+}
+
+/// The SQLite database and its `-wal` and `-shm` files are readable by their owner
+/// only.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_sqlite_files_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let (db, server) = sqlite().await;
+    server
+        .register("Ada", "ada@example.com", "correct horse")
+        .await;
+    let dir = db.dir().unwrap();
+    for name in [
+        "app.sqlite3",
+        "app.sqlite3-wal",
+        "app.sqlite3-shm",
+        "app.sqlite3.key",
+    ] {
+        let mode = std::fs::metadata(dir.join(name))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{name}: {:o}", mode & 0o777);
+    }
+    server.stop().await;
+}
+
 async fn start_with(limits: impl FnOnce(&mut account_api::Limits)) -> (TestDb, Server) {
     let db = TestDb::new(Engine::Sqlite).await.unwrap();
     let mut config = db.config();
@@ -761,6 +830,7 @@ async fn a_client_slow_to_send_its_body_gets_408() {
     for header in [
         "content-type: application/json\r\n",
         "connection: close\r\n",
+        "cache-control: no-store\r\n",
     ] {
         assert!(lower.contains(header), "{answer}");
     }
