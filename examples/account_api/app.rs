@@ -416,6 +416,7 @@ fn router(shared: &AppState, body_limit: usize) -> Router {
         .routes(utoipa_axum::routes!(routes::keys::regenerate_key))
         .routes(utoipa_axum::routes!(routes::keys::revoke_key))
         .route_layer(auth.require_all([ACCOUNT_ABILITY]));
+    let account_operations = openapi::operations(account.get_openapi());
     let (router, api) = OpenApiRouter::with_openapi(openapi::base())
         .routes(utoipa_axum::routes!(routes::auth::register))
         .routes(utoipa_axum::routes!(routes::auth::login))
@@ -423,7 +424,7 @@ fn router(shared: &AppState, body_limit: usize) -> Router {
         .merge(account)
         .merge(pending)
         .split_for_parts();
-    let document = openapi::document(api);
+    let document = openapi::document(api, &account_operations);
     router
         .merge(dashboard::routes())
         .route(

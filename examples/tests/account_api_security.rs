@@ -919,3 +919,76 @@ async fn a_shutdown_with_a_stuck_client_ends_after_the_grace_and_flushes() {
     assert!(last_used.is_some(), "last_used_at was not flushed");
     drop(stuck);
 }
+
+/// The OpenAPI document tells the answers that come from around the handlers: the two
+/// 403 bodies where both occur, the 401 challenge header, the body's 400/413/415, 408,
+/// 503, and the throttles' 429.
+#[tokio::test]
+async fn the_openapi_document_tells_every_answer() {
+    let (_db, server) = sqlite().await;
+    let doc = server
+        .get("/v1/openapi.json", None)
+        .await
+        .expect_status(200);
+    let op = |path: &str, method: &str| doc["paths"][path][method].clone();
+    let refs =
+        |response: &Value| -> Value { response["content"]["application/json"]["schema"].clone() };
+    let either = json!({"oneOf": [
+        {"$ref": "#/components/schemas/SecondFactorBody"},
+        {"$ref": "#/components/schemas/AbilityBody"}
+    ]});
+    for (path, method) in [
+        ("/v1/auth/two-factor/enable", "post"),
+        ("/v1/auth/two-factor/confirm", "post"),
+        ("/v1/auth/two-factor/qr-code", "get"),
+        ("/v1/auth/two-factor", "delete"),
+        ("/v1/profile/api-keys", "get"),
+        ("/v1/profile/api-keys", "post"),
+        ("/v1/profile/api-keys/{id}/regenerate", "post"),
+        ("/v1/profile/api-keys/{id}", "delete"),
+    ] {
+        assert_eq!(
+            refs(&op(path, method)["responses"]["403"]),
+            either,
+            "{method} {path}"
+        );
+    }
+    for (path, method) in [("/v1/auth/user", "get"), ("/v1/auth/logout", "post")] {
+        assert_eq!(
+            refs(&op(path, method)["responses"]["403"]),
+            json!({"$ref": "#/components/schemas/SecondFactorBody"}),
+            "{method} {path}"
+        );
+    }
+    assert_eq!(
+        doc["components"]["schemas"]["AbilityBody"]["properties"]["message"]["example"],
+        json!("Invalid ability provided.")
+    );
+    let user = op("/v1/auth/user", "get");
+    assert_eq!(
+        user["responses"]["401"]["headers"]["WWW-Authenticate"]["schema"],
+        json!({"type": "string"})
+    );
+    for (path, method) in [
+        ("/v1/auth/register", "post"),
+        ("/v1/auth/login", "post"),
+        ("/v1/auth/two-factor-challenge", "post"),
+        ("/v1/auth/two-factor/confirm", "post"),
+        ("/v1/auth/two-factor", "delete"),
+        ("/v1/profile/api-keys", "post"),
+    ] {
+        let responses = op(path, method)["responses"].clone();
+        for status in ["400", "408", "413", "415", "422", "503"] {
+            assert!(responses[status].is_object(), "{method} {path} {status}");
+        }
+    }
+    for (path, method) in [("/v1/auth/user", "get"), ("/v1/profile/api-keys", "get")] {
+        let responses = op(path, method)["responses"].clone();
+        assert!(responses["400"].is_null() && responses["415"].is_null());
+        assert!(responses["503"].is_object() && responses["408"].is_object());
+    }
+    for path in ["/v1/auth/register", "/v1/auth/login"] {
+        let throttled = &op(path, "post")["responses"]["429"];
+        assert!(throttled["headers"]["Retry-After"].is_object(), "{path}");
+    }
+}

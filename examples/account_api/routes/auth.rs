@@ -62,6 +62,8 @@ pub(crate) struct RegisterResponse<'a> {
     responses(
         (status = 201, description = "Registered", body = RegisterResponse),
         (status = 422, description = "Email taken, invalid email, password under 8 characters, missing fields", body = crate::openapi::ValidationErrorBody),
+        (status = 429, description = "More than 20 registrations a minute from this client address", body = crate::openapi::MessageBody,
+            headers(("Retry-After" = u64, description = "Seconds until the next attempt"))),
     )
 )]
 pub(crate) async fn register(
@@ -160,7 +162,7 @@ pub(crate) struct LoginResponse<'a> {
     responses(
         (status = 200, description = "Logged in", body = LoginResponse),
         (status = 422, description = "Wrong email or password (the message does not say which), or missing fields", body = crate::openapi::ValidationErrorBody),
-        (status = 429, description = "Too many failed logins", body = crate::openapi::MessageBody,
+        (status = 429, description = "5 failed logins a minute for this email and client address, or 20 logins a minute from this address", body = crate::openapi::MessageBody,
             headers(("Retry-After" = u64, description = "Seconds until the next attempt"))),
     )
 )]

@@ -36,11 +36,12 @@ pub(crate) struct CreateKeyRequest {
     /// A label, up to 255 characters.
     #[schema(value_type = String, example = "CI")]
     name: Option<Value>,
-    /// What the key may do; `["*"]` (everything) when absent. A token can give only
-    /// abilities it has itself.
+    /// What the key may do; `["*"]` (everything) when absent. Up to 100 names of up to
+    /// 255 characters, 16 KiB as JSON.
     #[schema(value_type = Option<Vec<String>>, example = json!(["servers:read"]))]
     abilities: Option<Value>,
-    /// When the key stops working (RFC 3339), in the future; never when absent.
+    /// When the key stops working (RFC 3339), in the future and before the year 10000;
+    /// never when absent. No later than the token that makes the key, if that expires.
     #[schema(value_type = Option<String>, format = DateTime, example = "2030-01-01T00:00:00Z")]
     expires_at: Option<Value>,
 }
