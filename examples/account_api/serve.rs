@@ -64,7 +64,8 @@ pub(crate) async fn serve(
         }
     }
     drop(listener);
-    let open = graceful.count();
+    while connections.try_join_next().is_some() {}
+    let open = connections.len();
     if open > 0 {
         tracing::info!(
             open,
@@ -76,6 +77,7 @@ pub(crate) async fn serve(
         .await
         .is_err()
     {
+        while connections.try_join_next().is_some() {}
         tracing::warn!(
             open = connections.len(),
             "shutdown grace period over: dropping the connections still open"
