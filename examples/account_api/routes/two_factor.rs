@@ -325,7 +325,7 @@ pub(crate) struct ChallengeResponse {
 /// After 5 failures for one user within a minute, whichever of their pending tokens
 /// they came with, 429 until the minute ends (Laravel Fortify's `two-factor` limiter,
 /// by user). A pending token that failed 5 times is revoked, and one older than 10
-/// minutes is refused (401) and revoked.
+/// minutes (`Limits::pending_token_ttl`) is refused (401) and revoked.
 #[utoipa::path(
     post,
     path = "/v1/auth/two-factor-challenge",
@@ -384,7 +384,7 @@ pub(crate) async fn challenge(
         .checked_add(app.limits.pending_token_ttl)
         .is_some_and(|end| end <= SystemTime::now());
     if expired {
-        app.keys.revoke(token.owner(), token.id()).await?;
+        revoke(&app, &token).await?;
         return Err(ApiError::Rejection(Rejection::InvalidToken(
             InvalidReason::Expired,
         )));
@@ -414,7 +414,7 @@ pub(crate) async fn challenge(
     let token_key = token.id().to_string();
     if let Err((field, message)) = passed {
         if app.challenge_tokens.fail(&token_key) >= MAX_TOKEN_FAILURES {
-            app.keys.revoke(token.owner(), token.id()).await?;
+            revoke(&app, &token).await?;
             app.challenge_tokens.clear(&token_key);
             tracing::info!(
                 user = user.id,
@@ -435,6 +435,14 @@ pub(crate) async fn challenge(
             requires_2fa: false,
         },
     ))
+}
+
+/// Revokes the pending token; one revoked meanwhile (by a concurrent request) is fine.
+async fn revoke(app: &AppState, token: &Token) -> Result<(), ApiError> {
+    match app.keys.revoke(token.owner(), token.id()).await {
+        Ok(()) | Err(StoreError::NotFound(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Spends one of the user's recovery codes: `true` if `code` was one, now gone.
