@@ -4,8 +4,10 @@ use std::{fmt, future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::
 
 use axum::{
     Router,
-    extract::{DefaultBodyLimit, FromRequestParts},
-    http::request::Parts,
+    extract::{DefaultBodyLimit, FromRequestParts, Request, State},
+    http::{HeaderValue, StatusCode, header, request::Parts},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
     routing::get,
 };
 use bearer_auth::{AccessToken, MemoryStore, StoreError, TokenStore, TokenVerifier};
@@ -17,8 +19,8 @@ use crate::{
     crypto::{Encrypter, KeyFileError},
     dashboard,
     db::{self, Db},
-    errors::{self, json_response},
-    openapi, routes,
+    errors::{self, ApiError, json_response},
+    openapi, routes, serve,
     throttle::Throttle,
     users::UserId,
 };
@@ -76,6 +78,49 @@ pub struct Config {
     /// (or by a Laravel app on the same table) is refused by every instance within a
     /// second, instead of within the cache's time to live (5 s).
     pub keys_notify: bool,
+    /// What one client may make the service do, and how long it waits for a client.
+    pub limits: Limits,
+}
+
+/// Bounds on what clients can make the service do, and on how long it waits for them.
+/// The defaults suit a public service; tests shorten them.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Requests to `POST /v1/auth/register`, and apart from them to
+    /// `POST /v1/auth/login`, from one client address per minute, whatever their outcome:
+    /// then 429 with `Retry-After` until the minute ends. 20.
+    pub per_address_per_minute: u32,
+    /// Password hashes (bcrypt, about a quarter of a second of a CPU each) computed at
+    /// once: the number of CPUs.
+    pub password_jobs: usize,
+    /// How long a request waits for one of those slots before it is answered 503 with
+    /// `Retry-After`: 5 s.
+    pub password_wait: Duration,
+    /// How long a login token waits for its second factor: 10 minutes from the login.
+    /// Then the challenge refuses it (401) and it is revoked.
+    pub pending_token_ttl: Duration,
+    /// How long a client may take to send a request's headers (and an idle kept-alive
+    /// connection may wait for the next request) before its connection is closed: 10 s.
+    pub header_timeout: Duration,
+    /// How long a request may take, its body included, before it is answered 408: 30 s.
+    pub request_timeout: Duration,
+    /// After a shutdown signal, how long requests in flight may take to finish before
+    /// their connections are dropped; `last_used_at` is flushed either way: 10 s.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            per_address_per_minute: 20,
+            password_jobs: std::thread::available_parallelism().map_or(1, usize::from),
+            password_wait: Duration::from_secs(5),
+            pending_token_ttl: Duration::from_secs(10 * 60),
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
 }
 
 /// The database used when `$DATABASE_URL` is unset: a SQLite file in the working
@@ -92,6 +137,7 @@ impl fmt::Debug for Config {
             .field("app_name", &self.app_name)
             .field("body_limit", &self.body_limit)
             .field("keys_notify", &self.keys_notify)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -120,6 +166,7 @@ impl Default for Config {
             app_name: "account_api".to_owned(),
             body_limit: 64 * 1024,
             keys_notify: false,
+            limits: Limits::default(),
         }
     }
 }
@@ -138,6 +185,7 @@ impl Config {
             app_name: var("APP_NAME").unwrap_or(defaults.app_name),
             body_limit: defaults.body_limit,
             keys_notify: var("KEYS_NOTIFY").is_some_and(|v| v == "1" || v == "true"),
+            limits: defaults.limits,
         }
     }
 
@@ -203,12 +251,21 @@ pub(crate) struct Shared {
     pub(crate) keys: Keys,
     pub(crate) encrypter: Encrypter,
     pub(crate) issuer: String,
-    /// Failed logins, by email and client address.
+    /// Failed logins, by email (folded, see `routes::auth`) and client address.
     pub(crate) logins: Throttle,
-    /// Failed two-factor challenges, by token.
+    /// Failed two-factor challenges, by user (whichever pending token they came with).
     pub(crate) challenges: Throttle,
+    /// Failed two-factor challenges, by pending token: at 5 the token is revoked.
+    pub(crate) challenge_tokens: Throttle,
     /// Failed password confirmations, by user.
     pub(crate) passwords: Throttle,
+    /// Registrations, by client address.
+    pub(crate) register_addresses: Throttle,
+    /// Logins, by client address.
+    pub(crate) login_addresses: Throttle,
+    /// Slots for password hashing (bcrypt).
+    pub(crate) password_jobs: Arc<tokio::sync::Semaphore>,
+    pub(crate) limits: Limits,
 }
 
 /// The handlers' state.
@@ -235,6 +292,20 @@ impl App {
             .map_err(StartError::Key)?;
         if config.app_key.is_none() {
             tracing::info!(file = %key_path.display(), "encryption key (APP_KEY unset)");
+            if db::readable_by_others(&key_path) {
+                tracing::warn!(
+                    file = %key_path.display(),
+                    "the encryption key file is readable by others than its owner: chmod 600 it"
+                );
+            }
+        }
+        if let Some(file) = db::sqlite_file(&config.database_url)
+            && db::readable_by_others(&file)
+        {
+            tracing::warn!(
+                file = %file.display(),
+                "the database file is readable by others than its owner: chmod 600 it (and its -wal and -shm)"
+            );
         }
         // The store's defaults: answers cached for 5 s, queries bounded to 2 s.
         let store = SqlStore::new(db.pool().to_store_pool());
@@ -255,6 +326,7 @@ impl App {
     /// The service on a database and a key store made elsewhere.
     pub fn new(db: Db, keys: Keys, encrypter: Encrypter, config: &Config) -> Self {
         let minute = Duration::from_secs(60);
+        let limits = config.limits.clone();
         let shared = Arc::new(Shared {
             db,
             keys,
@@ -262,7 +334,12 @@ impl App {
             issuer: config.app_name.clone(),
             logins: Throttle::new(5, minute),
             challenges: Throttle::new(5, minute),
+            challenge_tokens: Throttle::new(5, limits.pending_token_ttl),
             passwords: Throttle::new(5, minute),
+            register_addresses: Throttle::new(limits.per_address_per_minute, minute),
+            login_addresses: Throttle::new(limits.per_address_per_minute, minute),
+            password_jobs: Arc::new(tokio::sync::Semaphore::new(limits.password_jobs.max(1))),
+            limits,
         });
         Self {
             router: router(&shared, config.body_limit),
@@ -284,17 +361,18 @@ impl App {
 
     /// Serves on `listener` until `shutdown` completes, lets requests in flight finish,
     /// then flushes the key store (`last_used_at`) and closes the database.
+    ///
+    /// Slow clients are bounded by [`Limits`]: headers within `header_timeout` (else the
+    /// connection is closed), the whole request within `request_timeout` (else 408), and
+    /// after `shutdown` the requests in flight get `shutdown_grace` before their
+    /// connections are dropped; the flush happens either way.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let served = axum::serve(listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let limits = self.shared.limits.clone();
+        let served = serve::serve(listener, self.router, &limits, shutdown).await;
         if let Err(e) = self.shared.keys.flush().await {
             tracing::error!(error = %e, "flushing the key store");
         }
@@ -329,14 +407,23 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+/// The ability that the routes managing the account require: every ability.
+pub const ACCOUNT_ABILITY: &str = "*";
+
 fn router(shared: &AppState, body_limit: usize) -> Router {
     let auth = BearerAuthLayer::new(Arc::clone(&shared.keys));
     let pending = OpenApiRouter::new()
         .routes(utoipa_axum::routes!(routes::two_factor::challenge))
         .route_layer(auth.clone().accept_pending_second_factor());
+    // Any valid token: who am I, and log this token out.
     let protected = OpenApiRouter::new()
         .routes(utoipa_axum::routes!(routes::auth::user))
         .routes(utoipa_axum::routes!(routes::auth::logout))
+        .route_layer(auth.clone());
+    // Managing the account (two-factor, the keys) takes a token with every ability, `*`:
+    // login tokens have it, and so do keys made without `abilities`. A key limited to
+    // `servers:read` must not be able to lock its owner out or mint keys.
+    let account = OpenApiRouter::new()
         .routes(utoipa_axum::routes!(routes::two_factor::enable))
         .routes(utoipa_axum::routes!(routes::two_factor::confirm))
         .routes(utoipa_axum::routes!(routes::two_factor::disable))
@@ -347,14 +434,16 @@ fn router(shared: &AppState, body_limit: usize) -> Router {
         ))
         .routes(utoipa_axum::routes!(routes::keys::regenerate_key))
         .routes(utoipa_axum::routes!(routes::keys::revoke_key))
-        .route_layer(auth);
+        .route_layer(auth.require_all([ACCOUNT_ABILITY]));
+    let account_operations = openapi::operations(account.get_openapi());
     let (router, api) = OpenApiRouter::with_openapi(openapi::base())
         .routes(utoipa_axum::routes!(routes::auth::register))
         .routes(utoipa_axum::routes!(routes::auth::login))
         .merge(protected)
+        .merge(account)
         .merge(pending)
         .split_for_parts();
-    let document = openapi::document(api);
+    let document = openapi::document(api, &account_operations);
     router
         .merge(dashboard::routes())
         .route(
@@ -368,6 +457,46 @@ fn router(shared: &AppState, body_limit: usize) -> Router {
         .method_not_allowed_fallback(errors::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(Arc::clone(shared))
+        .layer(middleware::from_fn_with_state(
+            shared.limits.request_timeout,
+            request_timeout,
+        ))
+        .layer(middleware::map_response(private_headers))
+}
+
+/// Answers 408 `{"message":"Request Timeout."}` and closes the connection when a request,
+/// its body included, takes longer than `limit`: a client that sends a body slower than
+/// that (or never the bytes its `Content-Length` promised) holds nothing for long.
+async fn request_timeout(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            let mut response = ApiError::Status(
+                StatusCode::REQUEST_TIMEOUT,
+                std::borrow::Cow::Borrowed("Request Timeout."),
+            )
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+    }
+}
+
+/// Every answer holds what a cache must not keep (tokens, two-factor secrets, recovery
+/// codes): `Cache-Control: no-store`, unless the route chose its own (the dashboard's
+/// assets); and none is to be sniffed as another type: `X-Content-Type-Options: nosniff`.
+async fn private_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
 }
 
 /// The client's address, when the server was started with connect info.

@@ -86,6 +86,9 @@ impl Db {
         let acquire = Duration::from_secs(5);
         let pool = match engine_of(url)? {
             Engine::Sqlite => {
+                if let Some(file) = sqlite_file(url) {
+                    create_owner_only(&file).map_err(sqlx::Error::Io)?;
+                }
                 let options = SqliteConnectOptions::from_str(url)?
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
@@ -249,6 +252,36 @@ pub fn sqlite_file(url: &str) -> Option<PathBuf> {
     (!file.as_os_str().is_empty()).then(|| file.to_path_buf())
 }
 
+/// Creates `file`, empty, readable and writable by its owner only, if it does not exist:
+/// SQLite then makes a database of it, and gives its `-wal` and `-shm` files the same
+/// permissions. An existing file is left as it is.
+fn create_owner_only(file: &std::path::Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(file) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether others than the owner (its group, everyone) may read `file`: `false` where
+/// permissions are not Unix's, or the file is missing.
+pub fn readable_by_others(file: &std::path::Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::metadata(file).is_ok_and(|m| m.permissions().mode() & 0o044 != 0)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        false
+    }
+}
+
 /// `?` placeholders as PostgreSQL's `$1`, `$2`, …; a `?` inside a quoted string or
 /// identifier is left alone.
 fn numbered_placeholders(sql: &str) -> String {
@@ -383,6 +416,32 @@ mod tests {
         assert_eq!(sqlite_file("sqlite::memory:"), None);
         assert_eq!(sqlite_file("sqlite://app.db?mode=memory"), None);
         assert_eq!(sqlite_file("postgres://u@h/db"), None);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn files_readable_by_others() {
+        use std::os::unix::fs::PermissionsExt as _;
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("app.sqlite3");
+        assert!(!readable_by_others(&file));
+        create_owner_only(&file).unwrap();
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(!readable_by_others(&file));
+        for mode in [0o640, 0o604, 0o644] {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+            assert!(readable_by_others(&file), "{mode:o}");
+            // An existing file is left as it is.
+            create_owner_only(&file).unwrap();
+            assert_eq!(
+                std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+                mode
+            );
+        }
     }
 
     #[test]

@@ -57,6 +57,9 @@ pub enum ApiError {
     /// 503 `{"message":"Service Unavailable."}`: the database or the randomness failed.
     /// The cause is logged, never sent.
     Unavailable,
+    /// 503 `{"message":"Service Unavailable."}` with `Retry-After`: too busy (every
+    /// password hashing slot taken) to answer now.
+    Busy(Duration),
 }
 
 impl ApiError {
@@ -125,6 +128,13 @@ impl IntoResponse for ApiError {
                 rejection.to_response::<axum::body::Body>(&bearer_auth::Challenge::new())
             }
             Self::Unavailable => json_response(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE_BODY),
+            Self::Busy(wait) => {
+                let mut response = json_response(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE_BODY);
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, retry_after_secs(wait).into());
+                response
+            }
         }
     }
 }

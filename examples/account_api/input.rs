@@ -119,6 +119,14 @@ pub fn string(
         return None;
     };
     let s = if rules.trim { s.trim() } else { s.as_str() };
+    // PostgreSQL's text cannot hold NUL, and no field here has a use for it.
+    if s.contains('\0') {
+        errors.add(
+            field,
+            format!("The {name} field must not contain null characters."),
+        );
+        return None;
+    }
     let chars = s.chars().count();
     if let Some(min) = rules.min.filter(|&min| chars < min) {
         errors.add(
@@ -254,6 +262,14 @@ mod tests {
                     .into()
             )
         );
+    }
+
+    #[test]
+    fn nul_is_refused_everywhere() {
+        let msg = r#"{"expires_at":["The expires at field must not contain null characters."]}"#;
+        for rules in [Rules::required(), Rules::optional().untrimmed()] {
+            assert_eq!(check(json!("a\u{0}b"), rules), Err(msg.into()));
+        }
     }
 
     #[test]

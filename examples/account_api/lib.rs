@@ -19,9 +19,9 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `POST /v1/auth/register` `{"name","email","password"}` | 201 `{"user":{"id","name","email"},"token"}`; 422 in Laravel's validation shape |
-//! | `POST /v1/auth/login` `{"email","password"}` | 200 `{"token","requires_2fa"}` (a pending token when two-factor is on); 422; 429 after 5 failures a minute per email and address |
-//! | `POST /v1/auth/two-factor-challenge` `{"code"}` or `{"recovery_code"}` | 200 `{"requires_2fa":false}`; 422 wrong or used; 409 not pending; 429 after 5 failures a minute per token. The one route a pending token may use |
+//! | `POST /v1/auth/register` `{"name","email","password"}` | 201 `{"user":{"id","name","email"},"token"}` (the email kept lowercased); 422 in Laravel's validation shape; 429 after 20 a minute per client address |
+//! | `POST /v1/auth/login` `{"email","password"}` | 200 `{"token","requires_2fa"}` (a pending token when two-factor is on); 422; 429 after 5 failures a minute per email (however spelled) and address, or 20 logins a minute per address |
+//! | `POST /v1/auth/two-factor-challenge` `{"code"}` or `{"recovery_code"}` | 200 `{"requires_2fa":false}`; 422 wrong or used; 409 not pending; 429 after 5 failures a minute per user; 401 for a pending token 10 minutes old or that failed 5 times (revoked). The one route a pending token may use |
 //! | `GET /v1/auth/user` | 200 `{"id","name","email","two_factor_enabled"}` |
 //! | `POST /v1/auth/two-factor/enable` | 200 `{"secret","otpauth_url"}`; 409 already on |
 //! | `POST /v1/auth/two-factor/confirm` `{"code"}` | 200 `{"recovery_codes":[8]}`; 422 wrong code |
@@ -36,13 +36,20 @@
 //! | `GET /`, `/assets/app.css`, `/assets/app.js` | the [`dashboard`]: sign in, the API page, two-factor, in a browser |
 //!
 //! Every protected route answers the middleware's documented 401 and 403 bodies; another
-//! user's key id answers 404 as an unknown id does. Keys live in `bearer-auth-sqlx`'s
+//! user's key id answers 404 as an unknown id does. The routes that manage the account
+//! (two-factor, and every API key route) take a token with every ability, `*` (a login
+//! token, or a key made without `abilities`): another gets 403
+//! `{"message":"Invalid ability provided."}`. A key expires no later than the token that
+//! makes it. Slow clients and floods are bounded by [`Limits`]: headers within 10 s, a
+//! request within 30 s (408), bcrypt in as many slots as CPUs (503 with `Retry-After`
+//! when they stay busy), 10 s for requests in flight after a shutdown signal. Keys live in `bearer-auth-sqlx`'s
 //! [`SqlStore`](bearer_auth_sqlx::SqlStore) on the same database as the users (Sanctum's
 //! `personal_access_tokens`), so they survive a restart and a Laravel app can share them.
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`app`] | configuration, shared state, the router, serving and graceful shutdown |
+//! | [`app`] | configuration and [`Limits`], shared state, the router, graceful shutdown |
+//! | `serve` | HTTP/1 connections with a header timeout, and a shutdown with a deadline |
 //! | `routes` | the handlers: accounts, two-factor, API keys |
 //! | [`users`] | Laravel's `users` table and its queries; bcrypt `$2y$` passwords |
 //! | [`two_factor`] | TOTP (RFC 6238) and recovery codes, as Laravel Fortify makes them |
@@ -50,7 +57,7 @@
 //! | [`dashboard`] | the web page at `/` (HTML, CSS and JavaScript embedded), which uses the JSON API |
 //! | [`db`] | the pool on SQLite, PostgreSQL or MySQL/MariaDB, and the tables |
 //! | [`errors`], [`input`] | JSON errors in Laravel's shapes; request fields read as Laravel's validator does |
-//! | [`throttle`] | Laravel's rate limiter for failed logins and two-factor challenges |
+//! | [`throttle`] | Laravel's rate limiter for logins, registrations and two-factor challenges |
 //! | `openapi` | the OpenAPI 3.1 document, generated from the handlers |
 
 #![forbid(unsafe_code)]
@@ -63,9 +70,10 @@ pub mod errors;
 pub mod input;
 mod openapi;
 mod routes;
+mod serve;
 pub mod throttle;
 pub mod two_factor;
 pub mod users;
 
-pub use app::{App, Config, KeyStore, Keys, StartError, Token, shutdown_signal};
+pub use app::{App, Config, KeyStore, Keys, Limits, StartError, Token, shutdown_signal};
 pub use openapi::PATH as OPENAPI_PATH;

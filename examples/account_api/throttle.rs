@@ -2,6 +2,12 @@
 //! the decay window (counted from the first), the key is refused until the window ends.
 //! A success clears the key.
 //!
+//! An attempt whose outcome takes time to learn (bcrypt) is counted *before* that work,
+//! with [`Throttle::attempt`], which checks and counts in one step: of many requests
+//! sent at once, only `max` get through, and a success then [clears](Throttle::clear)
+//! the count. [`Throttle::check`] and [`Throttle::fail`] remain for counting after the
+//! fact.
+//!
 //! In memory, per process: behind a load balancer each instance counts on its own, as a
 //! Laravel app on the `array` cache driver does. The map is bounded: when it holds more
 //! than [`MAX_KEYS`] keys, those whose window ended are dropped.
@@ -49,15 +55,13 @@ impl Throttle {
         }
     }
 
-    /// Counts a failure for `key`.
-    pub fn fail(&self, key: &str) {
-        self.fail_at(key, Instant::now());
+    /// Counts a failure for `key`; returns how many it has in the current window.
+    pub fn fail(&self, key: &str) -> u32 {
+        self.fail_at(key, Instant::now())
     }
 
-    fn fail_at(&self, key: &str, now: Instant) {
-        if self.hits.len() >= MAX_KEYS {
-            self.hits.retain(|_, w| w.ends > now);
-        }
+    fn fail_at(&self, key: &str, now: Instant) -> u32 {
+        self.sweep(now);
         let mut w = self.hits.entry(key.to_owned()).or_insert(Window {
             failures: 0,
             ends: now + self.decay,
@@ -69,6 +73,42 @@ impl Throttle {
             };
         }
         w.failures = w.failures.saturating_add(1);
+        w.failures
+    }
+
+    /// Checks and counts an attempt for `key` at once: `Err(retry_after)` if `key` has
+    /// used up its attempts in the current window (and nothing is counted), else the
+    /// attempt is counted as a failure until [`clear`](Self::clear) says it succeeded.
+    /// Concurrent attempts are counted one by one: no more than `max` get `Ok`.
+    pub fn attempt(&self, key: &str) -> Result<(), Duration> {
+        self.attempt_at(key, Instant::now())
+    }
+
+    fn attempt_at(&self, key: &str, now: Instant) -> Result<(), Duration> {
+        self.sweep(now);
+        // The entry holds its shard's lock: check and count are one step.
+        let mut w = self.hits.entry(key.to_owned()).or_insert(Window {
+            failures: 0,
+            ends: now + self.decay,
+        });
+        if w.ends <= now {
+            *w = Window {
+                failures: 0,
+                ends: now + self.decay,
+            };
+        }
+        if w.failures >= self.max {
+            return Err(w.ends - now);
+        }
+        w.failures += 1;
+        Ok(())
+    }
+
+    /// Drops ended windows when the map is full.
+    fn sweep(&self, now: Instant) {
+        if self.hits.len() >= MAX_KEYS {
+            self.hits.retain(|_, w| w.ends > now);
+        }
     }
 
     /// Forgets `key`'s failures (after a success).
@@ -104,6 +144,40 @@ mod tests {
         // A new window after the old one ended.
         t.fail_at("k", start + Duration::from_secs(61));
         assert!(t.check_at("k", start + Duration::from_secs(62)).is_ok());
+    }
+
+    #[test]
+    fn attempts_check_and_count_at_once() {
+        let t = Throttle::new(3, Duration::from_secs(60));
+        let start = Instant::now();
+        for _ in 0..3 {
+            assert!(t.attempt_at("k", start).is_ok());
+        }
+        assert_eq!(
+            t.attempt_at("k", start + Duration::from_secs(15)),
+            Err(Duration::from_secs(45))
+        );
+        assert!(t.check_at("k", start).is_err());
+        // A refused attempt is not counted: the window still ends at 60 s.
+        assert!(t.attempt_at("k", start + Duration::from_secs(60)).is_ok());
+        t.clear("k");
+        assert!(t.attempt_at("k", start).is_ok());
+        assert_eq!(t.fail_at("k", start), 2);
+    }
+
+    #[test]
+    fn concurrent_attempts_get_max_through() {
+        let t = std::sync::Arc::new(Throttle::new(5, Duration::from_secs(60)));
+        let passed: usize = (0..16)
+            .map(|_| {
+                let t = std::sync::Arc::clone(&t);
+                std::thread::spawn(move || t.attempt("k").is_ok())
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| usize::from(h.join().unwrap()))
+            .sum();
+        assert_eq!(passed, 5);
     }
 
     #[test]

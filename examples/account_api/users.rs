@@ -5,7 +5,7 @@ use std::fmt;
 
 use sqlx::{ColumnIndex, Decode, Row, Type, mysql::MySqlRow, postgres::PgRow, sqlite::SqliteRow};
 
-use crate::db::{Db, LaravelTime, Pool, on_pool};
+use crate::db::{Db, Engine, LaravelTime, Pool, on_pool};
 
 /// Laravel's default bcrypt cost (`BCRYPT_ROUNDS`).
 pub const BCRYPT_COST: u32 = 12;
@@ -118,13 +118,35 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
         .is_some_and(|e| e.is_unique_violation())
 }
 
+/// An email as this service keeps and compares it: trimmed and lowercased, so that
+/// `Ada@Example.com` and `ada@example.com` are one account on every engine (SQLite's and
+/// PostgreSQL's unique index tells them apart; MySQL's collation does not).
+pub fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
 impl Db {
-    /// The user with this email, if any.
+    /// `where` on the email, without case: MySQL's collation ignores it already (and
+    /// keeps its index); SQLite and PostgreSQL compare `lower(email)`, so that rows a
+    /// Laravel app wrote with capitals are found too.
+    fn email_matches(&self) -> &'static str {
+        match self.engine() {
+            Engine::MySql => "email = ?",
+            Engine::Sqlite | Engine::Postgres => "lower(email) = lower(?)",
+        }
+    }
+
+    /// The user with this email (compared without case, see [`normalize_email`]), if
+    /// any; of rows a Laravel app wrote differing only in case, the first.
     pub async fn find_user_by_email(&self, email: &str) -> Result<Option<User>, sqlx::Error> {
-        let sql = format!("select {USER_COLUMNS} from users where email = ?");
+        let email = normalize_email(email);
+        let sql = format!(
+            "select {USER_COLUMNS} from users where {} order by id limit 1",
+            self.email_matches()
+        );
         let sql = self.sql(&sql);
         on_pool!(self, pool => {
-            match sqlx::query(&sql).bind(email).fetch_optional(pool).await? {
+            match sqlx::query(&sql).bind(email.as_str()).fetch_optional(pool).await? {
                 Some(row) => user_from_row(&row).map(Some),
                 None => Ok(None),
             }
@@ -146,23 +168,27 @@ impl Db {
         })
     }
 
-    /// Whether a user has this email.
+    /// Whether a user has this email, compared without case.
     pub async fn email_taken(&self, email: &str) -> Result<bool, sqlx::Error> {
-        let sql = self.sql("select count(*) from users where email = ?");
+        let email = normalize_email(email);
+        let sql = format!("select count(*) from users where {}", self.email_matches());
+        let sql = self.sql(&sql);
         let count: i64 = on_pool!(self, pool => {
-            sqlx::query_scalar(&sql).bind(email).fetch_one(pool).await?
+            sqlx::query_scalar(&sql).bind(email.as_str()).fetch_one(pool).await?
         });
         Ok(count > 0)
     }
 
-    /// Inserts a user and returns their id; [`EmailTaken`] if the unique index refused
-    /// the email (a concurrent registration).
+    /// Inserts a user (the email [normalized](normalize_email)) and returns their id;
+    /// [`EmailTaken`] if the unique index refused the email (a concurrent registration).
     pub async fn insert_user(
         &self,
         name: &str,
         email: &str,
         password_hash: &str,
     ) -> Result<Result<UserId, EmailTaken>, sqlx::Error> {
+        let email = normalize_email(email);
+        let email = email.as_str();
         let now = LaravelTime::now();
         let insert = "insert into users (name, email, password, created_at, updated_at) \
                       values (?, ?, ?, ?, ?)";

@@ -46,7 +46,7 @@ fn operations(doc: &Value) -> Vec<(Method, String, Value)> {
             out.push((method, path.clone(), op.clone()));
         }
     }
-    assert_eq!(out.len(), 12, "{doc}");
+    assert_eq!(out.len(), 13, "{doc}");
     out
 }
 

@@ -16,7 +16,7 @@ use crate::{
     app::{AppState, ClientIp, Token},
     errors::{ApiError, Errors, JsonBody, json},
     input::{self, Rules},
-    routes::{LOGIN_TOKEN_NAME, blocking, no_content},
+    routes::{LOGIN_TOKEN_NAME, PasswordSlot, address_key, no_content},
     users::{self, EmailTaken, User},
 };
 
@@ -64,12 +64,20 @@ pub(crate) struct RegisterResponse<'a> {
         (status = 422, description = "Email taken, invalid email, password under 8 characters, missing fields", body = crate::openapi::ValidationErrorBody),
         crate::openapi::JsonBodyRejections,
         crate::openapi::Unavailable,
+        (status = 429, description = "More than 20 registrations a minute from this client address", body = crate::openapi::MessageBody,
+            headers(("Retry-After" = u64, description = "Seconds until the next attempt"))),
     )
 )]
 pub(crate) async fn register(
     State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
     JsonBody(request): JsonBody<RegisterRequest>,
 ) -> Result<Response, ApiError> {
+    // Every registration counts, whatever its outcome: "email taken" tells whether an
+    // address has an account, and each success costs a bcrypt hash.
+    app.register_addresses
+        .attempt(&address_key(ip))
+        .map_err(ApiError::Throttled)?;
     let mut errors = Errors::default();
     let name = input::string(
         request.name.as_ref(),
@@ -99,8 +107,12 @@ pub(crate) async fn register(
     let (Some(name), Some(email), Some(password)) = (name, email, password) else {
         return Err(ApiError::field("email", "The given data was invalid."));
     };
+    let email = users::normalize_email(&email);
 
-    let hash = blocking(move || users::hash_password(&password)).await?;
+    let hash = PasswordSlot::take(&app)
+        .await?
+        .run(move || users::hash_password(&password))
+        .await?;
     let id = match app.db.insert_user(&name, &email, &hash).await? {
         Ok(id) => id,
         Err(EmailTaken) => {
@@ -152,7 +164,7 @@ pub(crate) struct LoginResponse<'a> {
     responses(
         (status = 200, description = "Logged in", body = LoginResponse),
         (status = 422, description = "Wrong email or password (the message does not say which), or missing fields", body = crate::openapi::ValidationErrorBody),
-        (status = 429, description = "Too many failed logins", body = crate::openapi::MessageBody,
+        (status = 429, description = "5 failed logins a minute for this email and client address, or 20 logins a minute from this address", body = crate::openapi::MessageBody,
             headers(("Retry-After" = u64, description = "Seconds until the next attempt"))),
         crate::openapi::JsonBodyRejections,
         crate::openapi::Unavailable,
@@ -163,6 +175,10 @@ pub(crate) async fn login(
     ClientIp(ip): ClientIp,
     JsonBody(request): JsonBody<LoginRequest>,
 ) -> Result<Response, ApiError> {
+    let address = address_key(ip);
+    app.login_addresses
+        .attempt(&address)
+        .map_err(ApiError::Throttled)?;
     let mut errors = Errors::default();
     let email = input::string(
         request.email.as_ref(),
@@ -182,27 +198,33 @@ pub(crate) async fn login(
         return Err(ApiError::field("email", CREDENTIALS_FAILED));
     };
 
-    // Laravel's key: the lowercased email and the client address.
+    let user = app.db.find_user_by_email(&email).await?;
+    // Laravel's key, the email and the client address; the email as the user's row has
+    // it when there is one (the database may find it under other spellings: MySQL's
+    // collation ignores case and accents), folded either way, so that every spelling of
+    // one email shares one count, known or not.
     let throttle_key = format!(
-        "{}|{}",
-        email.to_lowercase(),
-        ip.map(|ip| ip.to_string()).unwrap_or_default()
+        "{}|{address}",
+        fold_email(user.as_ref().map_or(&email, |u| &u.email))
     );
+    // Refused at once when the count is used up, without waiting for a bcrypt slot.
     app.logins
         .check(&throttle_key)
         .map_err(ApiError::Throttled)?;
-
-    let user = app.db.find_user_by_email(&email).await?;
+    let slot = PasswordSlot::take(&app).await?;
+    // Counted before bcrypt, in one step with the check: of attempts sent at once, 5
+    // get through.
+    app.logins
+        .attempt(&throttle_key)
+        .map_err(ApiError::Throttled)?;
     // An unknown email is checked against a dummy hash: both failures take as long.
     let hash = user
         .as_ref()
         .map_or_else(|| users::DUMMY_HASH.to_owned(), |u| u.password.clone());
-    let matches = blocking(move || {
-        Ok::<_, std::convert::Infallible>(users::verify_password(&password, &hash))
-    })
-    .await?;
+    let matches = slot
+        .run(move || Ok::<_, std::convert::Infallible>(users::verify_password(&password, &hash)))
+        .await?;
     let Some(user) = user.filter(|_| matches) else {
-        app.logins.fail(&throttle_key);
         return Err(ApiError::field("email", CREDENTIALS_FAILED));
     };
     app.logins.clear(&throttle_key);
@@ -220,6 +242,36 @@ pub(crate) async fn login(
             requires_2fa,
         },
     ))
+}
+
+/// An email folded for the login throttle's key, as an accent- and case-insensitive
+/// collation (MySQL's `utf8mb4_unicode_ci`) compares it, and as Laravel's
+/// `Str::transliterate(Str::lower(…))` would: lowercased, compatibility-decomposed
+/// (NFKD) with the combining marks dropped, and a few letters that do not decompose
+/// written as their collation equals (`ß` as `ss`, `æ` as `ae`, …).
+fn fold_email(email: &str) -> String {
+    use unicode_normalization::{UnicodeNormalization as _, char::is_combining_mark};
+
+    let mut out = String::with_capacity(email.len());
+    for c in email
+        .trim()
+        .to_lowercase()
+        .nfkd()
+        .filter(|c| !is_combining_mark(*c))
+    {
+        match c {
+            'ß' => out.push_str("ss"),
+            'æ' => out.push_str("ae"),
+            'œ' => out.push_str("oe"),
+            'ø' => out.push('o'),
+            'đ' | 'ð' => out.push('d'),
+            'ł' => out.push('l'),
+            'þ' => out.push_str("th"),
+            'ı' => out.push('i'),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The current user.
@@ -295,5 +347,28 @@ pub(crate) async fn logout(
         // on all the same, which is what logging out asks.
         Ok(()) | Err(StoreError::NotFound(_)) => Ok(no_content().into_response()),
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_fold_as_an_accent_insensitive_collation() {
+        for spelling in [
+            "ada@example.com",
+            "ADA@example.com",
+            " Ada@Example.com ",
+            "ádá@example.com",
+            "ÁDÀ@EXAMPLE.COM",
+            "a\u{301}da@example.com",
+            "ａｄａ@example.com",
+        ] {
+            assert_eq!(fold_email(spelling), "ada@example.com", "{spelling}");
+        }
+        assert_eq!(fold_email("Straße@example.com"), "strasse@example.com");
+        assert_eq!(fold_email("ÆSIR@example.com"), "aesir@example.com");
+        assert_ne!(fold_email("bob@example.com"), fold_email("ada@example.com"));
     }
 }

@@ -9,7 +9,9 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use bearer_auth::{Abilities, IssuedToken, NewToken, Rejection, StoreError, TokenInfo};
+use bearer_auth::{
+    Abilities, InvalidReason, IssuedToken, NewToken, Rejection, StoreError, TokenInfo,
+};
 use bearer_auth_tower::Authenticated;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -32,6 +34,9 @@ use crate::{
 
 /// At most this many abilities per key.
 const MAX_ABILITIES: usize = 100;
+/// At most this many bytes of abilities as the store writes them (JSON, non-ASCII as
+/// `\uXXXX`), well within MySQL's `TEXT` (65,535 bytes).
+const MAX_ABILITIES_JSON: usize = 16 * 1024;
 
 /// `POST /v1/profile/api-keys`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -39,8 +44,8 @@ pub(crate) struct CreateKeyRequest {
     /// A label, up to 255 characters.
     #[schema(value_type = String, example = "CI")]
     name: Option<Value>,
-    /// What the key may do; `["*"]` (everything) when absent. A token can give only
-    /// abilities it has itself.
+    /// What the key may do; `["*"]` (everything) when absent. Up to 100 names of up to
+    /// 255 characters, 16 KiB as JSON.
     #[schema(value_type = Option<Vec<String>>, example = json!(["servers:read"]))]
     abilities: Option<Value>,
     #[schema(schema_with = expires_at_schema)]
@@ -96,9 +101,25 @@ pub(crate) struct NewKeyResponse<'a> {
     plain_text_token: &'a str,
 }
 
-/// A time as Laravel serializes dates: `2024-05-01T10:00:00.000000Z`.
+/// The latest `expires_at` accepted: 9999-12-31T23:59:59Z, the last second a four-digit
+/// year writes (Laravel's `Y-m-d H:i:s`, and JSON dates here).
+const LATEST_EXPIRY_SECS: u64 = 253_402_300_799;
+
+/// A time as Laravel serializes dates: `2024-05-01T10:00:00.000000Z`. Never panics: a
+/// time before year -9999 or after 9999 (which no request can store, but a row written
+/// elsewhere may hold) is shown as the first or last instant of that range.
 fn laravel_json_time(t: SystemTime) -> String {
-    let t = OffsetDateTime::from(t);
+    let nanos = match t.duration_since(UNIX_EPOCH) {
+        Ok(after) => i128::try_from(after.as_nanos()).unwrap_or(i128::MAX),
+        Err(before) => i128::try_from(before.duration().as_nanos()).map_or(i128::MIN, |n| -n),
+    };
+    let t = OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or_else(|_| {
+        if nanos < 0 {
+            PrimitiveDateTime::MIN.assume_utc()
+        } else {
+            PrimitiveDateTime::MAX.assume_utc()
+        }
+    });
     let format = time::macros::format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
     );
@@ -147,6 +168,28 @@ fn parse_time(text: &str) -> Option<SystemTime> {
     UNIX_EPOCH.checked_add(Duration::new(secs, t.nanosecond()))
 }
 
+/// The length of `abilities` as JSON the way Laravel (and the SQL store) writes it:
+/// `/`, `"`, `\\` and the usual control characters as two bytes, other control
+/// characters and every non-ASCII UTF-16 unit as six (`\uXXXX`).
+fn abilities_json_len(abilities: &[String]) -> usize {
+    let items: usize = abilities
+        .iter()
+        .map(|a| {
+            let chars: usize = a
+                .chars()
+                .map(|c| match c {
+                    '"' | '\\' | '/' | '\u{8}' | '\u{c}' | '\n' | '\r' | '\t' => 2,
+                    c if c.is_ascii_control() && c != '\u{7f}' => 6,
+                    c if c.is_ascii() => 1,
+                    c => 6 * c.len_utf16(),
+                })
+                .sum();
+            chars + 2
+        })
+        .sum();
+    items + abilities.len().saturating_sub(1) + 2
+}
+
 /// Whether the token may hand out every one of `abilities`: a key cannot give more than
 /// the token that makes it has.
 fn covers(token: &Token, abilities: &Abilities) -> bool {
@@ -189,7 +232,8 @@ pub(crate) async fn list_keys(
     Ok(json(StatusCode::OK, &keys))
 }
 
-/// Creates a key. The response holds its `plain_text_token`, shown this once.
+/// Creates a key. The response holds its `plain_text_token`, shown this once. The key
+/// expires no later than the token that creates it.
 #[utoipa::path(
     post,
     path = "/v1/profile/api-keys",
@@ -224,6 +268,18 @@ pub(crate) async fn create_key(
         255,
         &mut errors,
     );
+    let abilities = abilities.filter(|list| {
+        let fits = abilities_json_len(list) <= MAX_ABILITIES_JSON;
+        if !fits {
+            errors.add(
+                "abilities",
+                format!(
+                    "The abilities field must not be greater than {MAX_ABILITIES_JSON} bytes as JSON."
+                ),
+            );
+        }
+        fits
+    });
     let expires_at = input::string(
         request.expires_at.as_ref(),
         "expires_at",
@@ -239,6 +295,13 @@ pub(crate) async fn create_key(
             errors.add(
                 "expires_at",
                 "The expires at field must be a date after now.",
+            );
+            None
+        }
+        Some(at) if at > UNIX_EPOCH + Duration::from_secs(LATEST_EXPIRY_SECS) => {
+            errors.add(
+                "expires_at",
+                "The expires at field must be a date before 10000-01-01 00:00:00.",
             );
             None
         }
@@ -261,6 +324,22 @@ pub(crate) async fn create_key(
         }
         None if token.abilities().can("*") => Abilities::all(),
         None => return Err(ApiError::Rejection(Rejection::MissingAbility)),
+    };
+    // A key lives no longer than the token that makes it.
+    let limit = match app.keys.get(token.owner(), token.id()).await {
+        Ok(info) => info.expires_at,
+        // Revoked by another request since the middleware accepted it: the token is
+        // refused, as it would be a moment later.
+        Err(StoreError::NotFound(_)) => {
+            return Err(ApiError::Rejection(Rejection::InvalidToken(
+                InvalidReason::Unknown,
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let expires_at = match (expires_at, limit) {
+        (Some(asked), Some(limit)) => Some(asked.min(limit)),
+        (asked, limit) => asked.or(limit),
     };
     if let Some(at) = expires_at {
         new = new.expires_at(at);
@@ -373,6 +452,41 @@ mod tests {
         assert_eq!(parse_time("2024-05-01 10:00:00"), Some(t));
         assert_eq!(parse_time("tomorrow"), None);
         assert_eq!(parse_time("1969-12-31T23:59:59Z"), None);
+    }
+
+    #[test]
+    fn times_out_of_four_digit_years_do_not_panic() {
+        let last = UNIX_EPOCH + Duration::from_secs(LATEST_EXPIRY_SECS);
+        assert_eq!(laravel_json_time(last), "9999-12-31T23:59:59.000000Z");
+        assert_eq!(
+            parse_time("9999-12-31T23:59:59-01:00"),
+            Some(last + Duration::from_secs(3600))
+        );
+        // Year 10000 and far beyond, as a row written elsewhere might hold.
+        for later in [
+            last + Duration::from_secs(3600),
+            last + Duration::from_secs(1 << 40),
+        ] {
+            assert_eq!(laravel_json_time(later), "9999-12-31T23:59:59.999999Z");
+        }
+        let before = UNIX_EPOCH - Duration::from_secs(1);
+        assert_eq!(laravel_json_time(before), "1969-12-31T23:59:59.000000Z");
+    }
+
+    #[test]
+    fn abilities_measured_as_the_store_writes_them() {
+        let list = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(abilities_json_len(&[]), 2);
+        assert_eq!(abilities_json_len(&list(&["*"])), r#"["*"]"#.len());
+        assert_eq!(
+            abilities_json_len(&list(&["servers:read", "a/b", "q\"\u{1}"])),
+            r#"["servers:read","a\/b","q\"\u0001"]"#.len()
+        );
+        // é is one UTF-16 unit, 😀 two.
+        assert_eq!(
+            abilities_json_len(&list(&["é😀"])),
+            r#"["\u00e9\ud83d\ude00"]"#.len()
+        );
     }
 
     #[test]

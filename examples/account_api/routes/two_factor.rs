@@ -1,7 +1,7 @@
 //! Two-factor authentication: turn it on (enable, then confirm with a code), off (with the
 //! password), and pass the challenge that a login of a user with two-factor on waits for.
 
-use std::borrow::Cow;
+use std::{borrow::Cow, time::SystemTime};
 
 use axum::{
     extract::State,
@@ -19,10 +19,13 @@ use crate::{
     app::{AppState, Token},
     errors::{ApiError, Errors, JsonBody, json},
     input::{self, Rules},
-    routes::{auth::current_user, blocking, no_content},
+    routes::{PasswordSlot, auth::current_user, no_content},
     two_factor,
     users::{self, User},
 };
+
+/// Failed challenges after which a pending token is revoked.
+const MAX_TOKEN_FAILURES: u32 = 5;
 
 /// Fortify's message for a wrong code.
 const CODE_INVALID: &str = "The provided two factor authentication code was invalid.";
@@ -286,13 +289,15 @@ pub(crate) async fn disable(
     app.passwords
         .check(&throttle_key)
         .map_err(ApiError::Throttled)?;
+    let slot = PasswordSlot::take(&app).await?;
+    app.passwords
+        .attempt(&throttle_key)
+        .map_err(ApiError::Throttled)?;
     let hash = user.password.clone();
-    let matches = blocking(move || {
-        Ok::<_, std::convert::Infallible>(users::verify_password(&password, &hash))
-    })
-    .await?;
+    let matches = slot
+        .run(move || Ok::<_, std::convert::Infallible>(users::verify_password(&password, &hash)))
+        .await?;
     if !matches {
-        app.passwords.fail(&throttle_key);
         // Laravel's `current_password` rule.
         return Err(ApiError::field("password", "The password is incorrect."));
     }
@@ -322,7 +327,10 @@ pub(crate) struct ChallengeResponse {
 
 /// Passes the second factor of a login token: the one route a pending token may use.
 ///
-/// After 5 failures for one token within a minute, 429 until the minute ends.
+/// After 5 failures for one user within a minute, whichever of their pending tokens
+/// they came with, 429 until the minute ends (Laravel Fortify's `two-factor` limiter,
+/// by user). A pending token that failed 5 times is revoked, and one older than 10
+/// minutes (`Limits::pending_token_ttl`) is refused (401) and revoked.
 #[utoipa::path(
     post,
     path = "/v1/auth/two-factor-challenge",
@@ -334,7 +342,7 @@ pub(crate) struct ChallengeResponse {
         (status = 401, description = "Missing, unknown, expired or revoked token", body = crate::openapi::MessageBody),
         (status = 409, description = "The token is not waiting for a second factor", body = crate::openapi::MessageBody),
         (status = 422, description = "Wrong or used code or recovery code", body = crate::openapi::ValidationErrorBody),
-        (status = 429, description = "Too many failed attempts with this token", body = crate::openapi::MessageBody,
+        (status = 429, description = "Too many failed attempts for this user", body = crate::openapi::MessageBody,
             headers(("Retry-After" = u64, description = "Seconds until the next attempt"))),
         crate::openapi::JsonBodyRejections,
         crate::openapi::Unavailable,
@@ -366,9 +374,34 @@ pub(crate) async fn challenge(
     );
     errors.into_result()?;
 
-    let throttle_key = token.id().to_string();
+    // A pending token lives `pending_token_ttl` from its login, to the second the store
+    // records (so a login is not a lasting licence to guess).
+    let key = app
+        .keys
+        .get(token.owner(), token.id())
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound(_) => {
+                ApiError::Rejection(Rejection::InvalidToken(InvalidReason::Unknown))
+            }
+            e => e.into(),
+        })?;
+    let expired = key
+        .created_at
+        .checked_add(app.limits.pending_token_ttl)
+        .is_some_and(|end| end <= SystemTime::now());
+    if expired {
+        revoke(&app, &token).await?;
+        return Err(ApiError::Rejection(Rejection::InvalidToken(
+            InvalidReason::Expired,
+        )));
+    }
+
+    // Counted per user, whichever of their pending tokens (each login makes one) the
+    // guess comes with; checked and counted in one step.
+    let user_key = token.owner().to_string();
     app.challenges
-        .check(&throttle_key)
+        .attempt(&user_key)
         .map_err(ApiError::Throttled)?;
     let user = current_user(&app, &token).await?;
     let passed = match (recovery_code, code) {
@@ -385,11 +418,20 @@ pub(crate) async fn challenge(
             ok.then_some(()).ok_or(("code", CODE_INVALID))
         }
     };
+    let token_key = token.id().to_string();
     if let Err((field, message)) = passed {
-        app.challenges.fail(&throttle_key);
+        if app.challenge_tokens.fail(&token_key) >= MAX_TOKEN_FAILURES {
+            revoke(&app, &token).await?;
+            app.challenge_tokens.clear(&token_key);
+            tracing::info!(
+                user = user.id,
+                "pending token revoked after failed challenges"
+            );
+        }
         return Err(ApiError::field(field, message));
     }
-    app.challenges.clear(&throttle_key);
+    app.challenges.clear(&user_key);
+    app.challenge_tokens.clear(&token_key);
     match app
         .keys
         .confirm_second_factor(token.owner(), token.id())
@@ -412,6 +454,14 @@ pub(crate) async fn challenge(
             requires_2fa: false,
         },
     ))
+}
+
+/// Revokes the pending token; one revoked meanwhile (by a concurrent request) is fine.
+async fn revoke(app: &AppState, token: &Token) -> Result<(), ApiError> {
+    match app.keys.revoke(token.owner(), token.id()).await {
+        Ok(()) | Err(StoreError::NotFound(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Spends one of the user's recovery codes: `true` if `code` was one, now gone.
