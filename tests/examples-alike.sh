@@ -54,7 +54,7 @@ start() {
   BIND_ADDR=127.0.0.1:$port RUST_LOG=off setsid $cmd >"$tmp/$name.out" 2>"$tmp/$name.err" &
   pids+=($!)
   for _ in $(seq 1 100); do
-    key=$(sed -n 's/^API key: //p' "$tmp/$name.out" 2>/dev/null)
+    key=$(sed -n 's/^API key: //p' "$tmp/$name.out" 2>/dev/null || true)
     if [ -n "$key" ] && curl -s -m 1 -o /dev/null "http://127.0.0.1:$port/health"; then
       printf -v "${name}_port" '%s' "$port"
       printf -v "${name}_key" '%s' "$key"
