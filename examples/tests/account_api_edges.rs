@@ -9,40 +9,7 @@ mod support;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::{APP_KEY, Engine, Server, TestDb, current_step, totp};
-
-async fn sqlite() -> (TestDb, Server) {
-    let db = TestDb::new(Engine::Sqlite).await.unwrap();
-    let server = Server::start(&db.config()).await;
-    (db, server)
-}
-
-/// Sends `body` as it is, with `content_type` if any.
-async fn raw(
-    server: &Server,
-    method: Method,
-    path: &str,
-    token: Option<&str>,
-    content_type: Option<&str>,
-    body: impl Into<reqwest::Body>,
-) -> support::Reply {
-    let mut request = server
-        .client
-        .request(method, format!("{}{path}", server.base))
-        .body(body);
-    if let Some(content_type) = content_type {
-        request = request.header("Content-Type", content_type);
-    }
-    if let Some(token) = token {
-        request = request.header("Authorization", format!("Bearer {token}"));
-    }
-    let response = request.send().await.unwrap();
-    support::Reply {
-        status: response.status(),
-        headers: response.headers().clone(),
-        body: response.text().await.unwrap(),
-    }
-}
+use support::{APP_KEY, Engine, Server, TestDb, current_step, raw, sqlite, totp, two_factor_user};
 
 const JSON: Option<&str> = Some("application/json");
 const NOT_JSON: &str = r#"{"message":"The request body is not valid JSON."}"#;
@@ -267,26 +234,6 @@ async fn abilities_a_token_lacks_cannot_be_given() {
         )
         .await
         .expect(403, missing);
-}
-
-/// Turns two-factor on for a new user; `(secret, the step of the code used)`.
-async fn two_factor_user(server: &Server, email: &str) -> (String, u64) {
-    let (_, token) = server.register("Ada", email, "correct horse").await;
-    let enabled = server
-        .post_empty("/v1/auth/two-factor/enable", Some(&token))
-        .await
-        .expect_status(200);
-    let secret = enabled["secret"].as_str().unwrap().to_owned();
-    let step = current_step();
-    server
-        .post(
-            "/v1/auth/two-factor/confirm",
-            Some(&token),
-            json!({"code": totp(&secret, step)}),
-        )
-        .await
-        .expect_status(200);
-    (secret, step)
 }
 
 #[tokio::test]

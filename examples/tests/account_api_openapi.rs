@@ -22,13 +22,7 @@ use bearer_auth::{
 };
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::{Engine, Reply, Server, TestDb};
-
-async fn sqlite() -> (TestDb, Server) {
-    let db = TestDb::new(Engine::Sqlite).await.unwrap();
-    let server = Server::start(&db.config()).await;
-    (db, server)
-}
+use support::{Engine, Reply, Server, TestDb, raw, sqlite};
 
 async fn document(server: &Server) -> Value {
     server
@@ -75,31 +69,6 @@ fn concrete(path: &str) -> String {
     path.replace("{id}", "1")
 }
 
-/// Sends `body` as it is, with `content_type` if any.
-async fn raw(
-    server: &Server,
-    method: Method,
-    path: &str,
-    token: &str,
-    content_type: Option<&str>,
-    body: impl Into<reqwest::Body>,
-) -> Reply {
-    let mut request = server
-        .client
-        .request(method, format!("{}{path}", server.base))
-        .header("Authorization", format!("Bearer {token}"))
-        .body(body);
-    if let Some(content_type) = content_type {
-        request = request.header("Content-Type", content_type);
-    }
-    let response = request.send().await.unwrap();
-    Reply {
-        status: response.status(),
-        headers: response.headers().clone(),
-        body: response.text().await.unwrap(),
-    }
-}
-
 /// Every route that reads a JSON body answers 400, 413 and 415 to a body that is not one,
 /// and its document says so (schemathesis: "Undocumented status code").
 #[tokio::test]
@@ -144,7 +113,15 @@ async fn answers_to_bodies_that_are_not_json_are_documented() {
             ),
         ];
         for (content_type, body, status, expected) in cases {
-            let reply = raw(&server, method.clone(), &url, &token, content_type, body).await;
+            let reply = raw(
+                &server,
+                method.clone(),
+                &url,
+                Some(&token),
+                content_type,
+                body,
+            )
+            .await;
             reply.expect(status, expected);
             assert_documented(&method, &path, &op, &reply, "MessageBody");
         }

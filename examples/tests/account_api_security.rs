@@ -11,42 +11,12 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::{Engine, Server, TestDb, current_step, totp};
+use support::{Engine, Server, TestDb, sqlite, start, totp, two_factor_user};
 
 const MISSING_ABILITY: &str = r#"{"message":"Invalid ability provided."}"#;
 const TOO_MANY: &str = r#"{"message":"Too Many Attempts."}"#;
 const CODE_INVALID: &str = r#"{"message":"The provided two factor authentication code was invalid.","errors":{"code":["The provided two factor authentication code was invalid."]}}"#;
 const CREDENTIALS_FAILED: &str = r#"{"message":"These credentials do not match our records.","errors":{"email":["These credentials do not match our records."]}}"#;
-
-async fn start(engine: Engine) -> Option<(TestDb, Server)> {
-    let db = TestDb::new(engine).await?;
-    let server = Server::start(&db.config()).await;
-    Some((db, server))
-}
-
-async fn sqlite() -> (TestDb, Server) {
-    start(Engine::Sqlite).await.unwrap()
-}
-
-/// Turns two-factor on for a new user; `(secret, the step of the code used)`.
-async fn two_factor_user(server: &Server, email: &str) -> (String, u64) {
-    let (_, token) = server.register("Ada", email, "correct horse").await;
-    let enabled = server
-        .post_empty("/v1/auth/two-factor/enable", Some(&token))
-        .await
-        .expect_status(200);
-    let secret = enabled["secret"].as_str().unwrap().to_owned();
-    let step = current_step();
-    server
-        .post(
-            "/v1/auth/two-factor/confirm",
-            Some(&token),
-            json!({"code": totp(&secret, step)}),
-        )
-        .await
-        .expect_status(200);
-    (secret, step)
-}
 
 /// A code that is wrong around `step`.
 fn wrong_code(secret: &str, step: u64) -> &'static str {

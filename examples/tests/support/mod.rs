@@ -404,3 +404,62 @@ pub fn digest_hex(token: &str) -> String {
 pub fn path_in(dir: &Path, name: &str) -> PathBuf {
     dir.join(name)
 }
+
+/// A service on a fresh database of `engine`; `None` when that server is not configured.
+pub async fn start(engine: Engine) -> Option<(TestDb, Server)> {
+    let db = TestDb::new(engine).await?;
+    let server = Server::start(&db.config()).await;
+    Some((db, server))
+}
+
+/// A service on a fresh SQLite database.
+pub async fn sqlite() -> (TestDb, Server) {
+    start(Engine::Sqlite).await.unwrap()
+}
+
+/// Sends `body` as it is, with `content_type` if any.
+pub async fn raw(
+    server: &Server,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    content_type: Option<&str>,
+    body: impl Into<reqwest::Body>,
+) -> Reply {
+    let mut request = server
+        .client
+        .request(method, format!("{}{path}", server.base))
+        .body(body);
+    if let Some(content_type) = content_type {
+        request = request.header("Content-Type", content_type);
+    }
+    if let Some(token) = token {
+        request = request.header("Authorization", format!("Bearer {token}"));
+    }
+    let response = request.send().await.unwrap();
+    Reply {
+        status: response.status(),
+        headers: response.headers().clone(),
+        body: response.text().await.unwrap(),
+    }
+}
+
+/// Turns two-factor on for a new user; `(secret, the step of the code used)`.
+pub async fn two_factor_user(server: &Server, email: &str) -> (String, u64) {
+    let (_, token) = server.register("Ada", email, "correct horse").await;
+    let enabled = server
+        .post_empty("/v1/auth/two-factor/enable", Some(&token))
+        .await
+        .expect_status(200);
+    let secret = enabled["secret"].as_str().unwrap().to_owned();
+    let step = current_step();
+    server
+        .post(
+            "/v1/auth/two-factor/confirm",
+            Some(&token),
+            serde_json::json!({"code": totp(&secret, step)}),
+        )
+        .await
+        .expect_status(200);
+    (secret, step)
+}
