@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::{
-    IntoResponses, Modify, OpenApi, ToSchema,
+    Modify, OpenApi, ToSchema,
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
@@ -52,29 +52,6 @@ pub(crate) struct ValidationErrorBody {
     #[schema(example = json!({"email": ["The email has already been taken."]}))]
     errors: BTreeMap<String, Vec<String>>,
 }
-
-/// The answers of every route that reads a JSON body ([`JsonBody`](crate::errors::JsonBody))
-/// to a body that is not one, each `{"message":…}`.
-#[derive(IntoResponses)]
-#[allow(dead_code)]
-pub(crate) enum JsonBodyRejections {
-    /// The body is not valid JSON, or not a JSON object
-    #[response(status = 400)]
-    NotJson(MessageBody),
-    /// The body is larger than 64 KiB
-    #[response(status = 413)]
-    TooLarge(MessageBody),
-    /// The body is not `Content-Type: application/json` (or `application/*+json`)
-    #[response(status = 415)]
-    NotJsonType(MessageBody),
-}
-
-/// The answer of every route when the database fails:
-/// `{"message":"Service Unavailable."}`, never a 401.
-#[derive(IntoResponses)]
-#[response(status = 503)]
-#[allow(dead_code)]
-pub(crate) struct Unavailable(MessageBody);
 
 #[derive(OpenApi)]
 #[openapi(
@@ -196,9 +173,12 @@ fn complete_operation(op: &mut Value, is_account: bool) {
     }
     if reads_body {
         for (status, description) in [
-            ("400", "The body is not JSON, or not a JSON object"),
+            ("400", "The body is not valid JSON, or not a JSON object"),
             ("413", "The body is larger than 64 KiB"),
-            ("415", "The body is not `application/json`"),
+            (
+                "415",
+                "The body is not `Content-Type: application/json` (or `application/*+json`)",
+            ),
         ] {
             responses
                 .entry(status)

@@ -62,8 +62,6 @@ pub(crate) struct RegisterResponse<'a> {
     responses(
         (status = 201, description = "Registered", body = RegisterResponse),
         (status = 422, description = "Email taken, invalid email, password under 8 characters, missing fields", body = crate::openapi::ValidationErrorBody),
-        crate::openapi::JsonBodyRejections,
-        crate::openapi::Unavailable,
         (status = 429, description = "More than 20 registrations a minute from this client address", body = crate::openapi::MessageBody,
             headers(("Retry-After" = u64, description = "Seconds until the next attempt"))),
     )
@@ -166,8 +164,6 @@ pub(crate) struct LoginResponse<'a> {
         (status = 422, description = "Wrong email or password (the message does not say which), or missing fields", body = crate::openapi::ValidationErrorBody),
         (status = 429, description = "5 failed logins a minute for this email and client address, or 20 logins a minute from this address", body = crate::openapi::MessageBody,
             headers(("Retry-After" = u64, description = "Seconds until the next attempt"))),
-        crate::openapi::JsonBodyRejections,
-        crate::openapi::Unavailable,
     )
 )]
 pub(crate) async fn login(
@@ -314,7 +310,6 @@ pub(crate) async fn current_user(app: &AppState, token: &Token) -> Result<User, 
         (status = 200, description = "The user", body = UserResponse),
         (status = 401, description = "Missing, unknown, expired or revoked token", body = crate::openapi::MessageBody),
         (status = 403, description = "The token's second factor is pending", body = crate::openapi::SecondFactorBody),
-        crate::openapi::Unavailable,
     )
 )]
 pub(crate) async fn user(
@@ -335,7 +330,6 @@ pub(crate) async fn user(
         (status = 204, description = "Logged out: the token is refused from now on"),
         (status = 401, description = "Missing, unknown, expired or revoked token", body = crate::openapi::MessageBody),
         (status = 403, description = "The token's second factor is pending", body = crate::openapi::SecondFactorBody),
-        crate::openapi::Unavailable,
     )
 )]
 pub(crate) async fn logout(

@@ -215,7 +215,6 @@ fn key_id(id: &str) -> Result<u64, ApiError> {
         (status = 200, description = "The user's keys", body = Vec<KeyResponse>),
         (status = 401, description = "Missing, unknown, expired or revoked token", body = crate::openapi::MessageBody),
         (status = 403, description = "The token's second factor is pending", body = crate::openapi::SecondFactorBody),
-        crate::openapi::Unavailable,
     )
 )]
 pub(crate) async fn list_keys(
@@ -245,8 +244,6 @@ pub(crate) async fn list_keys(
         (status = 401, description = "Missing, unknown, expired or revoked token", body = crate::openapi::MessageBody),
         (status = 403, description = "The token's second factor is pending, or it lacks an ability it tried to give", body = crate::openapi::SecondFactorBody),
         (status = 422, description = "Missing name, abilities not a list of strings, expires_at not a future date", body = crate::openapi::ValidationErrorBody),
-        crate::openapi::JsonBodyRejections,
-        crate::openapi::Unavailable,
     )
 )]
 pub(crate) async fn create_key(
@@ -396,7 +393,6 @@ fn whole_seconds(t: SystemTime) -> SystemTime {
         (status = 401, description = "Missing, unknown, expired or revoked token", body = crate::openapi::MessageBody),
         (status = 403, description = "The token's second factor is pending, or it lacks one of the key's abilities", body = crate::openapi::SecondFactorBody),
         (status = 404, description = "No key of this user has this id", body = crate::openapi::MessageBody),
-        crate::openapi::Unavailable,
     )
 )]
 pub(crate) async fn regenerate_key(
@@ -426,7 +422,6 @@ pub(crate) async fn regenerate_key(
         (status = 401, description = "Missing, unknown, expired or revoked token", body = crate::openapi::MessageBody),
         (status = 403, description = "The token's second factor is pending", body = crate::openapi::SecondFactorBody),
         (status = 404, description = "No key of this user has this id", body = crate::openapi::MessageBody),
-        crate::openapi::Unavailable,
     )
 )]
 pub(crate) async fn revoke_key(

@@ -61,7 +61,6 @@ pub(crate) struct EnableResponse<'a> {
         (status = 401, description = "Missing, unknown, expired or revoked token", body = crate::openapi::MessageBody),
         (status = 403, description = "The token's second factor is pending", body = crate::openapi::SecondFactorBody),
         (status = 409, description = "Two-factor is already on: turn it off first", body = crate::openapi::MessageBody),
-        crate::openapi::Unavailable,
     )
 )]
 pub(crate) async fn enable(
@@ -190,8 +189,6 @@ async fn accept_code(
         (status = 403, description = "The token's second factor is pending", body = crate::openapi::SecondFactorBody),
         (status = 409, description = "Two-factor is already on", body = crate::openapi::MessageBody),
         (status = 422, description = "Wrong or used code, or two-factor not enabled", body = crate::openapi::ValidationErrorBody),
-        crate::openapi::JsonBodyRejections,
-        crate::openapi::Unavailable,
     )
 )]
 pub(crate) async fn confirm(
@@ -263,8 +260,6 @@ pub(crate) struct DisableRequest {
         (status = 422, description = "Wrong or missing password", body = crate::openapi::ValidationErrorBody),
         (status = 429, description = "Too many wrong passwords", body = crate::openapi::MessageBody,
             headers(("Retry-After" = u64, description = "Seconds until the next attempt"))),
-        crate::openapi::JsonBodyRejections,
-        crate::openapi::Unavailable,
     )
 )]
 pub(crate) async fn disable(
@@ -344,8 +339,6 @@ pub(crate) struct ChallengeResponse {
         (status = 422, description = "Wrong or used code or recovery code", body = crate::openapi::ValidationErrorBody),
         (status = 429, description = "Too many failed attempts for this user", body = crate::openapi::MessageBody,
             headers(("Retry-After" = u64, description = "Seconds until the next attempt"))),
-        crate::openapi::JsonBodyRejections,
-        crate::openapi::Unavailable,
     )
 )]
 pub(crate) async fn challenge(
