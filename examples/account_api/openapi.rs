@@ -32,12 +32,13 @@ pub(crate) struct SecondFactorBody {
     #[schema(example = "Two-factor authentication required.")]
     message: String,
     #[schema(example = true)]
-    requires_2fa: Option<bool>,
+    requires_2fa: bool,
 }
 
 /// 403 for a token that lacks an ability the route requires (`*`, on the routes that
 /// manage the account): `{"message":"Invalid ability provided."}`.
 #[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)] // `additionalProperties: false`: no body matches both 403 shapes
 pub(crate) struct AbilityBody {
     #[schema(example = "Invalid ability provided.")]
     message: String,

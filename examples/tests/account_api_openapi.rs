@@ -450,3 +450,71 @@ async fn an_empty_array_is_not_a_missing_expires_at() {
         "only the login token"
     );
 }
+
+/// Whether an object schema of the document's components (`required`, `properties` of
+/// type `string` or `boolean`, `additionalProperties: false`) admits `value`.
+fn object_admits(doc: &Value, schema: &Value, value: &Value) -> bool {
+    let schema = match schema["$ref"].as_str() {
+        Some(r) => &doc["components"]["schemas"][r.trim_start_matches("#/components/schemas/")],
+        None => schema,
+    };
+    let Some(fields) = value.as_object() else {
+        return false;
+    };
+    let properties = schema["properties"].as_object().unwrap();
+    let required = schema["required"].as_array().cloned().unwrap_or_default();
+    required
+        .iter()
+        .all(|name| fields.contains_key(name.as_str().unwrap()))
+        && fields.iter().all(|(name, field)| match properties.get(name) {
+            Some(property) => match property["type"].as_str().unwrap() {
+                "string" => field.is_string(),
+                "boolean" => field.is_boolean(),
+                other => panic!("type {other}"),
+            },
+            None => schema["additionalProperties"] != json!(false),
+        })
+}
+
+/// Each 403 body of an account route is admitted by exactly one of the `oneOf` shapes the
+/// document gives it (schemathesis: "`{"message":"Invalid ability provided."}` is valid
+/// under more than one of the schemas listed in the 'oneOf' keyword").
+#[tokio::test]
+async fn each_403_body_is_exactly_one_documented_shape() {
+    let (_db, server) = sqlite().await;
+    let (_, token) = server
+        .register("Ada", "ada@example.com", "correct horse")
+        .await;
+    let narrow = server
+        .post(
+            "/v1/profile/api-keys",
+            Some(&token),
+            json!({"name": "k", "abilities": ["servers:read"]}),
+        )
+        .await
+        .expect_status(201)["plain_text_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    support::two_factor_user(&server, "grace@example.com").await;
+    let (pending, requires_2fa) = server.login("grace@example.com", "correct horse").await;
+    assert!(requires_2fa);
+
+    let doc = document(&server).await;
+    let shapes = doc["paths"]["/v1/profile/api-keys"]["get"]["responses"]["403"]["content"]
+        ["application/json"]["schema"]["oneOf"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(shapes.len(), 2, "{shapes:?}");
+    for token in [&narrow, &pending] {
+        let reply = server.get("/v1/profile/api-keys", Some(token)).await;
+        assert_eq!(reply.status, 403, "{reply:?}");
+        let body = reply.json();
+        let admitted = shapes
+            .iter()
+            .filter(|shape| object_admits(&doc, shape, &body))
+            .count();
+        assert_eq!(admitted, 1, "{body} is admitted by {admitted} of {shapes:?}");
+    }
+}
