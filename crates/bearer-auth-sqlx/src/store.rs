@@ -611,6 +611,46 @@ impl SqlStore {
         }
     }
 
+    /// The answer to `token` when it needs no query (a malformed token, or a digest the
+    /// cache holds), else the digest of its secret, to look up. One reading of the clock
+    /// serves the cache's time to live and the row's checks.
+    fn answer_from_cache(
+        &self,
+        token: &BearerToken,
+    ) -> Result<Result<AccessToken<u64>, Rejection>, TokenHash> {
+        let parts = match TokenParts::split(token.as_str()) {
+            Ok(parts) => parts,
+            Err(rejection) => return Ok(Err(rejection)),
+        };
+        if parts.id().is_some_and(|id| !self.inner.engine.id_fits(id)) {
+            return Ok(Err(Rejection::InvalidToken(InvalidReason::Malformed)));
+        }
+        let digest = parts.hash();
+        let now = SystemTime::now();
+        match self.inner.cache.get(&digest, now) {
+            Some(found) => Ok(self.answer(&parts, digest, found, now)),
+            None => Err(digest),
+        }
+    }
+
+    /// [`verify`](TokenVerifier::verify) once the cache could not answer: the lookup,
+    /// shared by identical concurrent misses, and the checks of what it found against the
+    /// clock of its answer.
+    async fn verify_miss(
+        &self,
+        token: &BearerToken,
+        digest: TokenHash,
+    ) -> Result<AccessToken<u64>, Rejection> {
+        let parts = TokenParts::split(token.as_str())?;
+        let found = self
+            .inner
+            .cache
+            .load(digest, || self.find(digest))
+            .await
+            .map_err(Rejection::unavailable)?;
+        self.answer(&parts, digest, found, SystemTime::now())
+    }
+
     /// Forgets what the cache holds for `digest`, a row this store just wrote.
     fn evict_hex(&self, hex: &str) {
         if let Some(digest) = TokenHash::from_hex(hex) {
@@ -938,40 +978,19 @@ impl TokenVerifier for SqlStore {
     /// (checked on every request, cached or not). A database error or timeout is
     /// [`Rejection::Unavailable`] (503), never 401.
     async fn verify(&self, token: &BearerToken) -> Result<AccessToken<u64>, Rejection> {
-        let parts = TokenParts::split(token.as_str())?;
-        if parts.id().is_some_and(|id| !self.inner.engine.id_fits(id)) {
-            return Err(Rejection::InvalidToken(InvalidReason::Malformed));
+        // A hit (or a malformed token) is answered without entering the query's state
+        // machine: the future this method returns stays small, and the miss, boxed on
+        // its own, pays the allocation of the large one.
+        match self.answer_from_cache(token) {
+            Ok(answer) => answer,
+            Err(digest) => Box::pin(self.verify_miss(token, digest)).await,
         }
-        let digest = parts.hash();
-        // One reading of the clock for the cache's time to live and the row's checks.
-        let now = SystemTime::now();
-        if let Some(found) = self.inner.cache.get(&digest, now) {
-            return self.answer(&parts, digest, found, now);
-        }
-        let found = self
-            .inner
-            .cache
-            .load(digest, || self.find(digest))
-            .await
-            .map_err(Rejection::unavailable)?;
-        // The query took a while: the checks use the clock of its answer.
-        self.answer(&parts, digest, found, SystemTime::now())
     }
 
     /// The answer of [`verify`](Self::verify) when the cache holds it (or the token is
     /// malformed); `None` when the database must be asked.
     fn verify_now(&self, token: &BearerToken) -> Option<Result<AccessToken<u64>, Rejection>> {
-        let parts = match TokenParts::split(token.as_str()) {
-            Ok(parts) => parts,
-            Err(rejection) => return Some(Err(rejection)),
-        };
-        if parts.id().is_some_and(|id| !self.inner.engine.id_fits(id)) {
-            return Some(Err(Rejection::InvalidToken(InvalidReason::Malformed)));
-        }
-        let digest = parts.hash();
-        let now = SystemTime::now();
-        let found = self.inner.cache.get(&digest, now)?;
-        Some(self.answer(&parts, digest, found, now))
+        self.answer_from_cache(token).ok()
     }
 }
 
