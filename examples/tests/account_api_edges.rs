@@ -194,14 +194,8 @@ async fn abilities_a_token_lacks_cannot_be_given() {
         .register("Ada", "ada@example.com", "correct horse")
         .await;
     let reader = server
-        .post(
-            "/v1/profile/api-keys",
-            Some(&token),
-            json!({"name": "r", "abilities": ["read"]}),
-        )
-        .await
-        .expect_status(201);
-    let reader = reader["plain_text_token"].as_str().unwrap().to_owned();
+        .create_key(&token, json!({"name": "r", "abilities": ["read"]}))
+        .await;
     let missing = r#"{"message":"Invalid ability provided."}"#;
     for body in [
         json!({"name": "w", "abilities": ["read", "write"]}),

@@ -466,14 +466,16 @@ fn object_admits(doc: &Value, schema: &Value, value: &Value) -> bool {
     required
         .iter()
         .all(|name| fields.contains_key(name.as_str().unwrap()))
-        && fields.iter().all(|(name, field)| match properties.get(name) {
-            Some(property) => match property["type"].as_str().unwrap() {
-                "string" => field.is_string(),
-                "boolean" => field.is_boolean(),
-                other => panic!("type {other}"),
-            },
-            None => schema["additionalProperties"] != json!(false),
-        })
+        && fields
+            .iter()
+            .all(|(name, field)| match properties.get(name) {
+                Some(property) => match property["type"].as_str().unwrap() {
+                    "string" => field.is_string(),
+                    "boolean" => field.is_boolean(),
+                    other => panic!("type {other}"),
+                },
+                None => schema["additionalProperties"] != json!(false),
+            })
 }
 
 /// Each 403 body of an account route is admitted by exactly one of the `oneOf` shapes the
@@ -486,16 +488,8 @@ async fn each_403_body_is_exactly_one_documented_shape() {
         .register("Ada", "ada@example.com", "correct horse")
         .await;
     let narrow = server
-        .post(
-            "/v1/profile/api-keys",
-            Some(&token),
-            json!({"name": "k", "abilities": ["servers:read"]}),
-        )
-        .await
-        .expect_status(201)["plain_text_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .create_key(&token, json!({"name": "k", "abilities": ["servers:read"]}))
+        .await;
     support::two_factor_user(&server, "grace@example.com").await;
     let (pending, requires_2fa) = server.login("grace@example.com", "correct horse").await;
     assert!(requires_2fa);
@@ -515,6 +509,9 @@ async fn each_403_body_is_exactly_one_documented_shape() {
             .iter()
             .filter(|shape| object_admits(&doc, shape, &body))
             .count();
-        assert_eq!(admitted, 1, "{body} is admitted by {admitted} of {shapes:?}");
+        assert_eq!(
+            admitted, 1,
+            "{body} is admitted by {admitted} of {shapes:?}"
+        );
     }
 }

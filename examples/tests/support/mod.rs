@@ -323,6 +323,17 @@ impl Server {
         )
     }
 
+    /// Creates an API key with `token` (`body` as `POST /v1/profile/api-keys` takes it),
+    /// expecting 201; its `plain_text_token`.
+    pub async fn create_key(&self, token: &str, body: Value) -> String {
+        self.post("/v1/profile/api-keys", Some(token), body)
+            .await
+            .expect_status(201)["plain_text_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
     /// Logs in: `(token, requires_2fa)`.
     pub async fn login(&self, email: &str, password: &str) -> (String, bool) {
         let reply = self
