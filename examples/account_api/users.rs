@@ -5,7 +5,7 @@ use std::fmt;
 
 use sqlx::{ColumnIndex, Decode, Row, Type, mysql::MySqlRow, postgres::PgRow, sqlite::SqliteRow};
 
-use crate::db::{Db, Engine, LaravelTime, Pool, on_pool};
+use crate::db::{Db, Engine, LaravelTime, Pool, on_pool_timed, timed};
 
 /// Laravel's default bcrypt cost (`BCRYPT_ROUNDS`).
 pub const BCRYPT_COST: u32 = 12;
@@ -145,12 +145,12 @@ impl Db {
             self.email_matches()
         );
         let sql = self.sql(&sql);
-        on_pool!(self, pool => {
+        on_pool_timed!(self, pool => {
             match sqlx::query(&sql).bind(email.as_str()).fetch_optional(pool).await? {
                 Some(row) => user_from_row(&row).map(Some),
                 None => Ok(None),
             }
-        })
+        })?
     }
 
     /// The user with this id, if any.
@@ -160,12 +160,12 @@ impl Db {
         };
         let sql = format!("select {USER_COLUMNS} from users where id = ?");
         let sql = self.sql(&sql);
-        on_pool!(self, pool => {
+        on_pool_timed!(self, pool => {
             match sqlx::query(&sql).bind(id).fetch_optional(pool).await? {
                 Some(row) => user_from_row(&row).map(Some),
                 None => Ok(None),
             }
-        })
+        })?
     }
 
     /// Whether a user has this email, compared without case.
@@ -173,9 +173,9 @@ impl Db {
         let email = normalize_email(email);
         let sql = format!("select count(*) from users where {}", self.email_matches());
         let sql = self.sql(&sql);
-        let count: i64 = on_pool!(self, pool => {
+        let count: i64 = on_pool_timed!(self, pool => {
             sqlx::query_scalar(&sql).bind(email.as_str()).fetch_one(pool).await?
-        });
+        })?;
         Ok(count > 0)
     }
 
@@ -192,38 +192,41 @@ impl Db {
         let now = LaravelTime::now();
         let insert = "insert into users (name, email, password, created_at, updated_at) \
                       values (?, ?, ?, ?, ?)";
-        let result = match &self.pool {
-            Pool::Sqlite(pool) => sqlx::query(insert)
-                .bind(name)
-                .bind(email)
-                .bind(password_hash)
-                .bind(now)
-                .bind(now)
-                .execute(pool)
-                .await
-                .and_then(|done| non_negative(done.last_insert_rowid(), "id")),
-            Pool::MySql(pool) => sqlx::query(insert)
-                .bind(name)
-                .bind(email)
-                .bind(password_hash)
-                .bind(now)
-                .bind(now)
-                .execute(pool)
-                .await
-                .map(|done| done.last_insert_id()),
-            Pool::Postgres(pool) => {
-                let sql = self.sql(insert) + " returning id";
-                sqlx::query_scalar::<_, i64>(&sql)
+        let result = timed(async {
+            match &self.pool {
+                Pool::Sqlite(pool) => sqlx::query(insert)
                     .bind(name)
                     .bind(email)
                     .bind(password_hash)
                     .bind(now)
                     .bind(now)
-                    .fetch_one(pool)
+                    .execute(pool)
                     .await
-                    .and_then(|id| non_negative(id, "id"))
+                    .and_then(|done| non_negative(done.last_insert_rowid(), "id")),
+                Pool::MySql(pool) => sqlx::query(insert)
+                    .bind(name)
+                    .bind(email)
+                    .bind(password_hash)
+                    .bind(now)
+                    .bind(now)
+                    .execute(pool)
+                    .await
+                    .map(|done| done.last_insert_id()),
+                Pool::Postgres(pool) => {
+                    let sql = self.sql(insert) + " returning id";
+                    sqlx::query_scalar::<_, i64>(&sql)
+                        .bind(name)
+                        .bind(email)
+                        .bind(password_hash)
+                        .bind(now)
+                        .bind(now)
+                        .fetch_one(pool)
+                        .await
+                        .and_then(|id| non_negative(id, "id"))
+                }
             }
-        };
+        })
+        .await;
         match result {
             Ok(id) => Ok(Ok(id)),
             Err(e) if is_unique_violation(&e) => Ok(Err(EmailTaken)),
@@ -239,9 +242,9 @@ impl Db {
              two_factor_confirmed_at = null, updated_at = ? where id = ?",
         );
         let id = i64::try_from(id).unwrap_or(i64::MAX);
-        on_pool!(self, pool => {
+        on_pool_timed!(self, pool => {
             sqlx::query(&sql).bind(secret).bind(LaravelTime::now()).bind(id).execute(pool).await.map(|_| ())?
-        });
+        })?;
         Ok(())
     }
 
@@ -260,7 +263,7 @@ impl Db {
         );
         let now = LaravelTime::now();
         let id = i64::try_from(id).unwrap_or(i64::MAX);
-        let done = on_pool!(self, pool => {
+        let done = on_pool_timed!(self, pool => {
             sqlx::query(&sql)
                 .bind(recovery_codes)
                 .bind(now)
@@ -270,7 +273,7 @@ impl Db {
                 .execute(pool)
                 .await?
                 .rows_affected()
-        });
+        })?;
         Ok(done == 1)
     }
 
@@ -281,9 +284,9 @@ impl Db {
              two_factor_confirmed_at = null, updated_at = ? where id = ?",
         );
         let id = i64::try_from(id).unwrap_or(i64::MAX);
-        on_pool!(self, pool => {
+        on_pool_timed!(self, pool => {
             sqlx::query(&sql).bind(LaravelTime::now()).bind(id).execute(pool).await.map(|_| ())?
-        });
+        })?;
         Ok(())
     }
 
@@ -300,7 +303,7 @@ impl Db {
              where id = ? and two_factor_recovery_codes = ?",
         );
         let id = i64::try_from(id).unwrap_or(i64::MAX);
-        let done = on_pool!(self, pool => {
+        let done = on_pool_timed!(self, pool => {
             sqlx::query(&sql)
                 .bind(new)
                 .bind(LaravelTime::now())
@@ -309,7 +312,7 @@ impl Db {
                 .execute(pool)
                 .await?
                 .rows_affected()
-        });
+        })?;
         Ok(done == 1)
     }
 
@@ -321,7 +324,7 @@ impl Db {
         let step = i64::try_from(step).unwrap_or(i64::MAX);
         let update =
             self.sql("update account_api_totp_steps set step = ? where user_id = ? and step < ?");
-        let moved = on_pool!(self, pool => {
+        let moved = on_pool_timed!(self, pool => {
             sqlx::query(&update)
                 .bind(step)
                 .bind(user)
@@ -329,16 +332,16 @@ impl Db {
                 .execute(pool)
                 .await?
                 .rows_affected()
-        });
+        })?;
         if moved == 1 {
             return Ok(true);
         }
         // No row, or one at this step or later: only the insert can tell, and of two
         // concurrent first uses the unique key lets one through.
         let insert = self.sql("insert into account_api_totp_steps (user_id, step) values (?, ?)");
-        let inserted = on_pool!(self, pool => {
+        let inserted = on_pool_timed!(self, pool => {
             sqlx::query(&insert).bind(user).bind(step).execute(pool).await.map(|_| ())
-        });
+        })?;
         match inserted {
             Ok(()) => Ok(true),
             Err(e) if is_unique_violation(&e) => Ok(false),

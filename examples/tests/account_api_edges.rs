@@ -799,3 +799,52 @@ async fn two_instances_with_keys_notify_follow_each_other_within_a_second() {
     two.stop().await;
     db.cleanup().await;
 }
+
+/// A query of the service's own that hangs (here the users table locked by another
+/// client; in life a network partition: no answer and no error) is answered 503 once
+/// `QUERY_TIMEOUT` has passed, not held until the request timeout answers 408 (outage
+/// script, blackhole mode: `user,-22,29984,408`). The lock gone, the same request is 200.
+#[tokio::test]
+async fn a_hung_query_is_503_after_the_query_timeout() {
+    use account_api::db::QUERY_TIMEOUT;
+    use sqlx::Connection;
+    use std::time::{Duration, Instant};
+
+    let Some((db, server)) = support::start(Engine::Postgres).await else {
+        return;
+    };
+    let (_, token) = server
+        .register("Ada", "ada@example.com", "correct horse")
+        .await;
+    // The key is now in the key store's cache: only the handler's own query waits.
+    server
+        .get("/v1/auth/user", Some(&token))
+        .await
+        .expect_status(200);
+    let mut locker = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::query("begin").execute(&mut locker).await.unwrap();
+    sqlx::query("lock table users in access exclusive mode")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let reply = tokio::time::timeout(
+        QUERY_TIMEOUT + Duration::from_secs(5),
+        server.get("/v1/auth/user", Some(&token)),
+    )
+    .await;
+    let waited = started.elapsed();
+    sqlx::query("rollback").execute(&mut locker).await.unwrap();
+    let reply = reply.unwrap_or_else(|_| panic!("no answer after {waited:?}"));
+    reply.expect(503, r#"{"message":"Service Unavailable."}"#);
+    assert!(
+        waited >= QUERY_TIMEOUT && waited < QUERY_TIMEOUT + Duration::from_secs(2),
+        "answered after {waited:?}"
+    );
+    server
+        .get("/v1/auth/user", Some(&token))
+        .await
+        .expect_status(200);
+    server.stop().await;
+    db.cleanup().await;
+}
