@@ -195,8 +195,9 @@
 //! `drop function bearer_auth_sqlx_notify, bearer_auth_sqlx_notify_pending cascade`.
 //!
 //! The listener has a connection of its own, made with the pool's options. When it
-//! loses it, it reconnects (every 100 ms while the database is away) and then empties
-//! the whole cache, since what was sent meanwhile is lost. The notifications carry the
+//! loses it, it reconnects (an attempt, bounded by the pool's connection timeout, then
+//! 100 ms before the next, for as long as the database is away) and then empties the
+//! whole cache, since what was sent meanwhile is lost. The notifications carry the
 //! digests stored in the table, never a token.
 //!
 //! # Graceful shutdown
