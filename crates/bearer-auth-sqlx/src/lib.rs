@@ -92,7 +92,9 @@
 //!
 //! A store serves one `tokenable_type` (default `App\Models\User`,
 //! [`SqlStoreBuilder::tokenable_type`]); the owner of a key is its `tokenable_id`, a
-//! `u64`. Rows of other types are never accepted, listed or touched.
+//! `u64`. Rows of other types are never accepted, listed or touched. The type is
+//! compared byte for byte on every engine (on MySQL, whose collation is blind to case,
+//! accents and trailing spaces, besides the indexed `=`).
 //!
 //! # Verifying
 //!
@@ -114,7 +116,15 @@
 //! sqlx sets it to `+00:00`, so a Laravel app on the same table should use UTC for its
 //! connection too (Laravel's `timezone` database option). A `TIMESTAMP` ends on
 //! 2038-01-19: an `expires_at` beyond it is refused at creation
-//! ([`StoreError::Invalid`](bearer_auth::StoreError::Invalid)), never stored wrong.
+//! ([`StoreError::Invalid`](bearer_auth::StoreError::Invalid)), never stored wrong. On
+//! every engine, so is one after 9999-12-31 23:59:59 UTC, the last time Laravel's
+//! timestamps hold.
+//!
+//! A timestamp no Laravel app reads as a time (PostgreSQL's `infinity` and `-infinity`,
+//! a year past 9999, a MySQL zero date such as a non-strict server stores for an expiry
+//! past 2038) makes an `expires_at` a time long past: the key is refused as expired, as
+//! Laravel refuses it. In `created_at` and `last_used_at` it reads as no time (with a
+//! [maximum age](SqlStoreBuilder::max_age), a key without `created_at` is refused).
 //!
 //! # `last_used_at`
 //!

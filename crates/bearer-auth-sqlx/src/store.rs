@@ -31,7 +31,7 @@ use crate::{
     last_used::{Pending, Recorder},
     notify::{self, Listener},
     schema,
-    time::Clock,
+    time::{self, Clock},
 };
 
 /// The `tokenable_type` a store serves unless told otherwise: Laravel's user model.
@@ -206,10 +206,11 @@ impl SqlStoreBuilder {
     }
 
     /// Writes a key's `last_used_at` at most once per `interval` (default
-    /// [`DEFAULT_LAST_USED_INTERVAL`], 60 s; at least 1 ms), in batches, from a
-    /// background task.
+    /// [`DEFAULT_LAST_USED_INTERVAL`], 60 s; at least 1 ms, at most a year), in batches,
+    /// from a background task.
     pub fn last_used_interval(mut self, interval: Duration) -> Self {
-        self.last_used_interval = interval.max(Duration::from_millis(1));
+        const YEAR: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+        self.last_used_interval = interval.clamp(Duration::from_millis(1), YEAR);
         self
     }
 
@@ -284,7 +285,7 @@ impl SqlStoreBuilder {
         let engine = self.pool.engine();
         SqlStore {
             inner: Arc::new(Inner {
-                sql: Queries::new(engine),
+                sql: Queries::new(engine, &self.tokenable_type),
                 pool: self.pool,
                 engine,
                 tokenable_type: self.tokenable_type,
@@ -1009,6 +1010,13 @@ impl TokenStore for SqlStore {
                 .into(),
             ));
         }
+        if new.expires_at.is_some_and(|at| !time::writable(at)) {
+            return Err(StoreError::Invalid(
+                "expires_at is after 9999-12-31 23:59:59 UTC, the last time Laravel's \
+                 timestamps hold"
+                    .into(),
+            ));
+        }
         let expires_at = new.expires_at.map(|at| self.inner.clock.naive(at));
         self.check_expiry(expires_at)?;
         let secret = self.inner.keys.generate_secret()?;
@@ -1159,12 +1167,23 @@ impl TokenStore for SqlStore {
                         .bind(owner)
                         .execute(&mut *tx)
                         .await?;
-                    let n = sqlx::query(&sql.revoke_all)
-                        .bind(&*self.inner.tokenable_type)
-                        .bind(owner)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
+                    let n = if sql.revoke_all_returns {
+                        let deleted = sqlx::query_scalar::<_, String>(&sql.revoke_all)
+                            .bind(&*self.inner.tokenable_type)
+                            .bind(owner)
+                            .fetch_all(&mut *tx)
+                            .await?;
+                        let n = u64::try_from(deleted.len()).unwrap_or(u64::MAX);
+                        old.extend(deleted);
+                        n
+                    } else {
+                        sqlx::query(&sql.revoke_all)
+                            .bind(&*self.inner.tokenable_type)
+                            .bind(owner)
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected()
+                    };
                     tx.commit().await?;
                     Ok(n)
                 })
@@ -1267,17 +1286,66 @@ struct Queries {
     prune: String,
     prune_pending: String,
     touch: String,
+    /// Whether `revoke_all` answers the digests it deleted (`returning token`).
+    revoke_all_returns: bool,
 }
 
 impl Queries {
-    fn new(engine: Engine) -> Self {
-        let q = |sql: &str| match engine {
-            Engine::Postgres => numbered(sql),
-            _ => sql.to_owned(),
+    fn new(engine: Engine, tokenable_type: &str) -> Self {
+        let q = |sql: &str| {
+            let sql = match engine {
+                // MySQL compares `tokenable_type` under the column's collation, blind to
+                // case, accents and trailing spaces: the rows of `app\models\user` would
+                // be this store's. The index does the search; the bytes decide. The type
+                // is the store's own setting, written as a hex literal.
+                Engine::MySql => {
+                    let hex: String = tokenable_type.bytes().map(|b| format!("{b:02x}")).collect();
+                    sql.replace("t.tokenable_type = ?", "\u{0}")
+                        .replace(
+                            "tokenable_type = ?",
+                            &format!("tokenable_type = ? and binary tokenable_type = x'{hex}'"),
+                        )
+                        .replace(
+                            "\u{0}",
+                            &format!("t.tokenable_type = ? and binary t.tokenable_type = x'{hex}'"),
+                        )
+                }
+                _ => sql.to_owned(),
+            };
+            match engine {
+                Engine::Postgres => numbered(&sql),
+                _ => sql,
+            }
         };
-        const INFO: &str = "select t.id, t.name, t.abilities, t.last_used_at, t.expires_at, t.created_at, p.token_id as pending \
+        // Timestamps no Laravel app reads (PostgreSQL's `infinity`, years past 9999, a
+        // MySQL zero date, which sqlx reads as NULL) are read as a time long past for
+        // `expires_at` (the key is expired, as Laravel, which cannot parse them or reads
+        // -0001-11-30, refuses it) and as NULL for the others, never decoded into a panic.
+        let expires_at = match engine {
+            Engine::Postgres => {
+                "case when t.expires_at is null then null \
+                 when isfinite(t.expires_at) and t.expires_at between '0001-01-01 00:00:00' and '9999-12-31 23:59:59' \
+                 then t.expires_at else '0001-01-01 00:00:00' end as expires_at"
+            }
+            Engine::MySql => {
+                "case when year(t.expires_at) = 0 then cast('1000-01-01 00:00:00' as datetime) \
+                 else t.expires_at end as expires_at"
+            }
+            Engine::Sqlite => "t.expires_at",
+        };
+        let readable = |column: &str| match engine {
+            Engine::Postgres => format!(
+                "case when isfinite(t.{column}) and t.{column} between '0001-01-01 00:00:00' and '9999-12-31 23:59:59' \
+                 then t.{column} end as {column}"
+            ),
+            Engine::MySql | Engine::Sqlite => format!("t.{column}"),
+        };
+        let (created_at, last_used_at) = (readable("created_at"), readable("last_used_at"));
+        let info = format!(
+            "select t.id, t.name, t.abilities, {last_used_at}, {expires_at}, {created_at}, p.token_id as pending \
              from personal_access_tokens t left join bearer_auth_pending_second_factors p on p.token_id = t.id \
-             where t.tokenable_type = ? and t.tokenable_id = ?";
+             where t.tokenable_type = ? and t.tokenable_id = ?"
+        );
         const INSERT: &str = "insert into personal_access_tokens \
              (tokenable_type, tokenable_id, name, token, abilities, expires_at, created_at, updated_at) \
              values (?, ?, ?, ?, ?, ?, ?, ?)";
@@ -1292,11 +1360,11 @@ impl Queries {
                 Engine::Sqlite => "begin immediate",
                 Engine::Postgres | Engine::MySql => "begin",
             },
-            lookup: q(
-                "select t.id, t.tokenable_id, t.abilities, t.expires_at, t.created_at, p.token_id as pending \
+            lookup: q(&format!(
+                "select t.id, t.tokenable_id, t.abilities, {expires_at}, {created_at}, p.token_id as pending \
                  from personal_access_tokens t left join bearer_auth_pending_second_factors p on p.token_id = t.id \
-                 where t.token = ? and t.tokenable_type = ?",
-            ),
+                 where t.token = ? and t.tokenable_type = ?"
+            )),
             insert: match engine {
                 Engine::Postgres => q(&format!("{INSERT} returning id")),
                 _ => q(INSERT),
@@ -1305,8 +1373,8 @@ impl Queries {
                 "insert into bearer_auth_pending_second_factors (token_id) values (?)",
             ),
             clear_pending: q("delete from bearer_auth_pending_second_factors where token_id = ?"),
-            list: q(&format!("{INFO} order by t.id")),
-            get: q(&format!("{INFO} and t.id = ?")),
+            list: q(&format!("{info} order by t.id")),
+            get: q(&format!("{info} and t.id = ?")),
             regenerate: q(
                 "update personal_access_tokens set token = ?, created_at = ?, updated_at = ?, last_used_at = null \
                  where id = ? and tokenable_type = ? and tokenable_id = ?",
@@ -1318,9 +1386,19 @@ impl Queries {
                 "delete from bearer_auth_pending_second_factors where token_id in \
                  (select id from personal_access_tokens where tokenable_type = ? and tokenable_id = ?)",
             ),
-            revoke_all: q(
-                "delete from personal_access_tokens where tokenable_type = ? and tokenable_id = ?",
-            ),
+            // Under READ COMMITTED (PostgreSQL) the delete sees a key committed after the
+            // lock above read the owner's digests: it says which it deleted, so that
+            // every one is evicted. (SQLite's write lock and MySQL's next-key locks keep
+            // such a key out.)
+            revoke_all: match engine {
+                Engine::Postgres | Engine::Sqlite => q(
+                    "delete from personal_access_tokens where tokenable_type = ? and tokenable_id = ? returning token",
+                ),
+                Engine::MySql => q(
+                    "delete from personal_access_tokens where tokenable_type = ? and tokenable_id = ?",
+                ),
+            },
+            revoke_all_returns: !matches!(engine, Engine::MySql),
             select_token: q(TOKEN),
             lock_token: q(&format!("{TOKEN}{lock}")),
             lock_owner_tokens: q(&format!(

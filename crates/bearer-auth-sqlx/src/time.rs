@@ -7,7 +7,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDateTime, Offset, TimeZone, Utc};
 
 /// Turns instants into the naive local times the table holds, and back.
 #[derive(Clone)]
@@ -55,14 +55,32 @@ impl Clock {
         let utc = self.zone.to_utc(naive);
         let secs = utc.timestamp();
         let nanos = Duration::from_nanos(u64::from(utc.timestamp_subsec_nanos()));
-        match u64::try_from(secs) {
-            Ok(secs) => UNIX_EPOCH + Duration::from_secs(secs) + nanos,
-            Err(_) => UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs()) + nanos,
-        }
+        let at = match u64::try_from(secs) {
+            Ok(secs) => UNIX_EPOCH.checked_add(Duration::from_secs(secs)),
+            Err(_) => UNIX_EPOCH.checked_sub(Duration::from_secs(secs.unsigned_abs())),
+        };
+        // chrono's years (±262,143) fit a `SystemTime` on the platforms Tokio runs on.
+        at.and_then(|at| at.checked_add(nanos))
+            .unwrap_or(UNIX_EPOCH)
     }
 }
 
-/// `at` to the second, rounded down, in UTC.
+/// The first second the store writes or reads as itself: 0001-01-01 00:00:00 UTC.
+const EARLIEST_SECS: i64 = -62_135_596_800;
+
+/// The last second the store writes: 9999-12-31 23:59:59 UTC, the last of Laravel's
+/// (Carbon's) four-digit years and of MySQL's `DATETIME`.
+pub(crate) const LATEST_SECS: i64 = 253_402_300_799;
+
+/// Whether the store can write `at`: not after [`LATEST_SECS`].
+pub(crate) fn writable(at: SystemTime) -> bool {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(true, |d| d.as_secs() <= LATEST_SECS.unsigned_abs())
+}
+
+/// `at` to the second, rounded down, in UTC, within years 1 to 9999 (an instant outside
+/// them is taken as the nearest end): in every zone its local time is then one chrono
+/// represents, so no conversion overflows.
 pub(crate) fn utc_seconds(at: SystemTime) -> DateTime<Utc> {
     let secs = match at.duration_since(UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
@@ -77,11 +95,8 @@ pub(crate) fn utc_seconds(at: SystemTime) -> DateTime<Utc> {
             }
         }
     };
-    DateTime::from_timestamp(secs, 0).unwrap_or(if secs < 0 {
-        DateTime::<Utc>::MIN_UTC
-    } else {
-        DateTime::<Utc>::MAX_UTC
-    })
+    let secs = secs.clamp(EARLIEST_SECS, LATEST_SECS);
+    DateTime::from_timestamp(secs, 0).unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
 }
 
 trait Zone: fmt::Debug + Send + Sync {
@@ -95,7 +110,11 @@ where
     Tz::Offset: Send + Sync,
 {
     fn to_naive(&self, utc: DateTime<Utc>) -> NaiveDateTime {
-        utc.with_timezone(self).naive_local()
+        // Within chrono's range: `utc_seconds` keeps instants within years 1 to 9999.
+        let offset = self.offset_from_utc_datetime(&utc.naive_utc()).fix();
+        utc.naive_utc()
+            .checked_add_offset(offset)
+            .unwrap_or(utc.naive_utc())
     }
 
     fn to_utc(&self, naive: NaiveDateTime) -> DateTime<Utc> {
@@ -105,7 +124,10 @@ where
             if let Some(at) = self.from_local_datetime(&probe).earliest() {
                 return at.with_timezone(&Utc);
             }
-            probe += chrono::Duration::minutes(15);
+            match probe.checked_add_signed(chrono::Duration::minutes(15)) {
+                Some(next) => probe = next,
+                None => break,
+            }
         }
         naive.and_utc()
     }
@@ -138,6 +160,27 @@ mod tests {
         let t = UNIX_EPOCH + Duration::from_secs(1_714_557_600);
         assert_eq!(clock.naive(t), at("2024-05-01 12:00:00"));
         assert_eq!(clock.instant(at("2024-05-01 12:00:00")), t);
+    }
+
+    #[test]
+    fn instants_beyond_year_9999_convert_without_overflow_in_every_zone() {
+        let far = UNIX_EPOCH + Duration::from_secs(u64::from(u32::MAX) * 86_400);
+        assert!(!writable(far));
+        assert!(writable(UNIX_EPOCH + Duration::from_secs(253_402_300_799)));
+        assert!(!writable(UNIX_EPOCH + Duration::from_secs(253_402_300_800)));
+        for hours in [-14, -5, 0, 1, 14] {
+            let clock = Clock::new(FixedOffset::east_opt(hours * 3600).unwrap());
+            // Clamped to the last writable second, then to the zone.
+            let naive = clock.naive(far);
+            assert_eq!(
+                clock.instant(naive),
+                UNIX_EPOCH + Duration::from_secs(253_402_300_799),
+                "{hours}"
+            );
+            // A naive time at chrono's very end reads back without a panic.
+            let _ = clock.instant(NaiveDateTime::MAX);
+            let _ = clock.instant(NaiveDateTime::MIN);
+        }
     }
 
     #[test]

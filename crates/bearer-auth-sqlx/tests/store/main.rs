@@ -7,6 +7,7 @@ mod common;
 mod proxy;
 
 mod cache;
+mod hostile_rows;
 mod issue;
 mod laravel;
 mod last_used;
