@@ -147,7 +147,8 @@
 //!   force stay cached, and keep being answered from memory, while it runs.
 //!
 //! Identical requests that miss at the same time make one query: the others wait for
-//! its answer. A failure is never cached.
+//! its answer, and one of them that gives up (its client went away) leaves the query to
+//! the rest. A failure is never cached.
 //!
 //! **Staleness.** A key created, regenerated, revoked (one or all of an owner's) or
 //! whose second factor is confirmed through a store takes effect on that store's

@@ -22,6 +22,7 @@ on_every_engine!(
     identical_concurrent_misses_make_one_query,
     a_refused_token_retried_costs_one_query_per_time_to_live,
     a_flood_of_wrong_tokens_leaves_good_keys_cached,
+    cancelled_waiters_leave_a_joined_miss_joined,
 );
 
 /// The answer of the cache, without awaiting: `None` when the database must be asked.
@@ -345,4 +346,48 @@ async fn a_flood_of_wrong_tokens_leaves_good_keys_cached(db: &TestDb) {
         db.kind,
         stats.lookups - before
     );
+}
+
+/// Requests that give up while they wait for a query (their clients went away) leave it
+/// to the others: every later identical request still joins it.
+async fn cancelled_waiters_leave_a_joined_miss_joined(db: &TestDb) {
+    // Every query of this store waits for the one connection, held here.
+    let pool = db.one_connection_pool().await;
+    let store = SqlStore::new(pool.clone());
+    store.migrate().await.unwrap();
+    let key = store.create(NewToken::new(7, "k")).await.unwrap();
+    let token = key.plain_text_token().as_str().to_owned();
+    let before = lookups(&store);
+    let held = hold_connection(&pool).await;
+    let mut joined = Vec::new();
+    for _ in 0..10 {
+        let (s, t) = (store.clone(), token.clone());
+        joined.push(tokio::spawn(
+            async move { reason(s.verify(&bearer(&t)).await) },
+        ));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let (s, t) = (store.clone(), token.clone());
+        let quitter = tokio::spawn(async move { reason(s.verify(&bearer(&t)).await) });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        quitter.abort();
+        assert!(quitter.await.unwrap_err().is_cancelled());
+    }
+    assert_eq!(lookups(&store) - before, 1, "while held");
+    drop(held);
+    for task in joined {
+        assert_eq!(task.await.unwrap(), "ok");
+    }
+    assert_eq!(lookups(&store) - before, 1);
+    assert_eq!(cached(&store, &token), Some("ok"));
+    pool.close().await;
+}
+
+/// The one connection of `pool`, held until dropped.
+async fn hold_connection(pool: &Pool) -> Box<dyn Send> {
+    match pool {
+        Pool::Sqlite(p) => Box::new(p.acquire().await.unwrap()),
+        Pool::Postgres(p) => Box::new(p.acquire().await.unwrap()),
+        Pool::MySql(p) => Box::new(p.acquire().await.unwrap()),
+        _ => unreachable!(),
+    }
 }
