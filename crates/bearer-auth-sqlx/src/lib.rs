@@ -148,7 +148,9 @@
 //!
 //! Identical requests that miss at the same time make one query: the others wait for
 //! its answer, and one of them that gives up (its client went away) leaves the query to
-//! the rest. A failure is never cached.
+//! the rest. A failure is never cached. An eviction concerns one digest: the answer of
+//! its lookup in flight is not kept (a key revoked through this store is never answered
+//! from the cache once `revoke` returned), and lookups of other digests lose nothing.
 //!
 //! **Staleness.** A key created, regenerated, revoked (one or all of an owner's) or
 //! whose second factor is confirmed through a store takes effect on that store's
