@@ -168,13 +168,15 @@
 //! # Notifications (PostgreSQL)
 //!
 //! Opt-in: a trigger on `personal_access_tokens` sends the digest of a row on
-//! `NOTIFY` when the row is deleted or its `token`, `abilities`, `expires_at`,
-//! `tokenable_type` or `tokenable_id` change (by this crate or any other application,
-//! Laravel included), and `*` when the table is truncated; a listener in every instance
-//! evicts what it names. A key revoked anywhere is then refused everywhere within a
-//! second (a few milliseconds, measured). The trigger never fires on the batched
-//! `last_used_at` writes, nor on `name` or `updated_at`: a notifying commit takes a
-//! database-wide lock. A confirmed second factor (this crate's own table) notifies too.
+//! `NOTIFY` when the row is deleted or a column the lookup reads changes (`id`, `token`,
+//! `abilities`, `expires_at`, `created_at`, `tokenable_type` or `tokenable_id`; by this
+//! crate or any other application, Laravel included), and `*` when the table is
+//! truncated; a listener in every instance evicts what it names. A key revoked anywhere
+//! is then refused everywhere within a second (a few milliseconds, measured). The
+//! trigger never fires on the batched `last_used_at` writes, nor on `name` or
+//! `updated_at`: a notifying commit takes a database-wide lock. A second factor
+//! confirmed or made pending (a row of this crate's own table deleted or inserted, so
+//! also a key created with its second factor pending) notifies too.
 //!
 //! ```no_run
 //! # use bearer_auth_sqlx::{Pool, SqlStore};
@@ -190,11 +192,15 @@
 //!
 //! The trigger is plain SQL in the database: the functions `bearer_auth_sqlx_notify()`
 //! and `bearer_auth_sqlx_notify_pending()`, and the triggers `bearer_auth_sqlx_notify_delete`,
-//! `_update` (`after update of token, abilities, expires_at, tokenable_type,
-//! tokenable_id ... when` one of them is distinct from before), `_truncate` on
-//! `personal_access_tokens` and `bearer_auth_sqlx_notify_pending` on this crate's table,
-//! each given the channel ([`DEFAULT_NOTIFY_CHANNEL`], `bearer_auth_sqlx`, or
-//! [`SqlStoreBuilder::notify_channel`]). To remove it:
+//! `_update` (`after update of id, token, abilities, expires_at, created_at,
+//! tokenable_type, tokenable_id ... when` one of them is distinct from before),
+//! `_truncate` on `personal_access_tokens` and `bearer_auth_sqlx_notify_pending` (`after
+//! insert or update or delete`) on this crate's table, each given the channel
+//! ([`DEFAULT_NOTIFY_CHANNEL`], `bearer_auth_sqlx`, or [`SqlStoreBuilder::notify_channel`])
+//! and commented with the version of their definitions. [`SqlStore::install_notify_trigger`]
+//! replaces an older installation (functions replaced, triggers dropped and created
+//! again), and [`SqlStore::listen_for_changes`] refuses to listen to an older one, which
+//! would miss changes: after an upgrade, install it again. To remove it:
 //! `drop function bearer_auth_sqlx_notify, bearer_auth_sqlx_notify_pending cascade`.
 //!
 //! The listener has a connection of its own, made with the pool's options. When it

@@ -1,6 +1,7 @@
 //! PostgreSQL's `LISTEN/NOTIFY`: a trigger that names the digest of every row deleted or
-//! changed in what a verification reads, and a listener that evicts it from the cache of
-//! every instance.
+//! changed in what a verification reads (every column of `personal_access_tokens` the
+//! lookup reads, and a second factor made pending or confirmed), and a listener that
+//! evicts it from the cache of every instance.
 
 use std::sync::{Mutex, PoisonError};
 
@@ -111,7 +112,7 @@ mod pg {
     };
     use tokio::sync::Notify;
 
-    use super::{Running, TRIGGERS};
+    use super::{Running, TRIGGERS, marker};
     use crate::{SqlStore, cache::Cache, error::Failure};
 
     /// Pause between two failed attempts to reconnect.
@@ -152,14 +153,17 @@ mod pg {
             .iter()
             .map(|(name, ..)| (*name).to_owned())
             .collect();
+        // ... and this version's: an older one misses changes.
         let found = tokio::time::timeout(
             timeout,
             sqlx::query_scalar::<_, i64>(
                 "select count(*) from pg_trigger where tgname = any($1) and tgargs = $2 \
-                 and tgrelid in (to_regclass('personal_access_tokens'), to_regclass('bearer_auth_pending_second_factors'))",
+                 and tgrelid in (to_regclass('personal_access_tokens'), to_regclass('bearer_auth_pending_second_factors')) \
+                 and obj_description(oid, 'pg_trigger') = $3",
             )
             .bind(&names)
             .bind(expected)
+            .bind(marker())
             .fetch_one(pool),
         )
         .await
@@ -169,7 +173,7 @@ mod pg {
         if usize::try_from(found).ok() != Some(TRIGGERS.len()) {
             return Err(StoreError::Invalid(
                 format!(
-                    "the notify trigger for channel {channel:?} is not installed on personal_access_tokens: run install_notify_trigger"
+                    "the notify trigger for channel {channel:?} is not installed on personal_access_tokens, or is an older version's: run install_notify_trigger"
                 )
                 .into(),
             ));
@@ -309,16 +313,19 @@ const TRIGGERS: &[(&str, &str, &str)] = &[
         "after delete on personal_access_tokens for each row \
          execute function bearer_auth_sqlx_notify('CHANNEL')",
     ),
-    // Only these columns, and only when one really changed: never the batched
-    // `last_used_at` writes (a notifying commit takes a database-wide lock).
+    // Only the columns the lookup reads (`id` for the token's id, `created_at` for the
+    // maximum age), and only when one really changed: never the batched `last_used_at`
+    // writes (a notifying commit takes a database-wide lock).
     (
         "bearer_auth_sqlx_notify_update",
         "personal_access_tokens",
-        "after update of token, abilities, expires_at, tokenable_type, tokenable_id \
+        "after update of id, token, abilities, expires_at, created_at, tokenable_type, tokenable_id \
          on personal_access_tokens for each row \
-         when (old.token is distinct from new.token \
+         when (old.id is distinct from new.id \
+         or old.token is distinct from new.token \
          or old.abilities is distinct from new.abilities \
          or old.expires_at is distinct from new.expires_at \
+         or old.created_at is distinct from new.created_at \
          or old.tokenable_type is distinct from new.tokenable_type \
          or old.tokenable_id is distinct from new.tokenable_id) \
          execute function bearer_auth_sqlx_notify('CHANNEL')",
@@ -329,10 +336,11 @@ const TRIGGERS: &[(&str, &str, &str)] = &[
         "after truncate on personal_access_tokens for each statement \
          execute function bearer_auth_sqlx_notify('CHANNEL')",
     ),
+    // A second factor confirmed (deleted), or made pending again (inserted).
     (
         "bearer_auth_sqlx_notify_pending",
         "bearer_auth_pending_second_factors",
-        "after delete on bearer_auth_pending_second_factors for each row \
+        "after insert or update or delete on bearer_auth_pending_second_factors for each row \
          execute function bearer_auth_sqlx_notify_pending('CHANNEL')",
     ),
 ];
@@ -351,15 +359,25 @@ begin
   return null;
 end
 $$"#,
-    // A second factor confirmed: the key's cached answer said "pending".
+    // The key of a second factor confirmed (the cached answer said "pending"), made
+    // pending (it said "not pending"), or both for an update.
     r#"create or replace function bearer_auth_sqlx_notify_pending() returns trigger language plpgsql as $$
 declare
   digest text;
 begin
-  execute format('select token from %I.personal_access_tokens where id = $1', tg_table_schema)
-    into digest using old.token_id;
-  if digest is not null then
-    perform pg_notify(tg_argv[0], digest);
+  if tg_op in ('DELETE', 'UPDATE') then
+    execute format('select token from %I.personal_access_tokens where id = $1', tg_table_schema)
+      into digest using old.token_id;
+    if digest is not null then
+      perform pg_notify(tg_argv[0], digest);
+    end if;
+  end if;
+  if tg_op in ('INSERT', 'UPDATE') then
+    execute format('select token from %I.personal_access_tokens where id = $1', tg_table_schema)
+      into digest using new.token_id;
+    if digest is not null then
+      perform pg_notify(tg_argv[0], digest);
+    end if;
   end if;
   return null;
 end
@@ -367,15 +385,40 @@ $$"#,
 ];
 
 #[cfg(feature = "postgres")]
+/// The comment on each trigger, which names the definitions it was installed from (a
+/// digest of [`FUNCTIONS`] and [`TRIGGERS`]): [`SqlStore::listen_for_changes`] refuses
+/// the triggers of another version, which would miss changes.
+pub(crate) fn marker() -> String {
+    let mut definitions = String::new();
+    for function in FUNCTIONS {
+        definitions.push_str(function);
+        definitions.push('\n');
+    }
+    for (name, table, definition) in TRIGGERS {
+        definitions.push_str(&format!("{name} {table} {definition}\n"));
+    }
+    let digest = bearer_auth::TokenHash::of(&definitions).to_hex();
+    format!(
+        "bearer_auth_sqlx notify {}",
+        digest.get(..16).unwrap_or(&digest)
+    )
+}
+
+#[cfg(feature = "postgres")]
 /// Every statement [`install`] runs, in order, for `channel` (an identifier already
-/// checked).
+/// checked). Functions are replaced, triggers dropped and created again: an older
+/// version's installation is replaced, not added to.
 pub(crate) fn statements(channel: &str) -> Vec<String> {
     let mut out: Vec<String> = FUNCTIONS.iter().map(|f| (*f).to_owned()).collect();
+    let marker = marker();
     for (name, table, definition) in TRIGGERS {
         out.push(format!("drop trigger if exists {name} on {table}"));
         out.push(format!(
             "create trigger {name} {}",
             definition.replace("CHANNEL", channel)
+        ));
+        out.push(format!(
+            "comment on trigger {name} on {table} is '{marker}'"
         ));
     }
     out
@@ -415,7 +458,30 @@ mod tests {
         assert!(!update.contains("last_used_at"), "{update}");
         assert!(!update.contains("updated_at"), "{update}");
         assert!(!update.contains(" name"), "{update}");
+        for column in [
+            "id",
+            "token",
+            "abilities",
+            "expires_at",
+            "created_at",
+            "tokenable_type",
+            "tokenable_id",
+        ] {
+            assert!(
+                update.contains(&format!("old.{column} is distinct from new.{column}")),
+                "{column}: {update}"
+            );
+        }
         assert!(update.ends_with("execute function bearer_auth_sqlx_notify('chan')"));
         assert_eq!(all.iter().filter(|s| s.contains("('chan')")).count(), 4);
+        let marker = marker();
+        assert_eq!(
+            all.iter()
+                .filter(
+                    |s| s.starts_with("comment on trigger") && s.ends_with(&format!("'{marker}'"))
+                )
+                .count(),
+            4
+        );
     }
 }
