@@ -203,11 +203,17 @@
 //! would miss changes: after an upgrade, install it again. To remove it:
 //! `drop function bearer_auth_sqlx_notify, bearer_auth_sqlx_notify_pending cascade`.
 //!
-//! The listener has a connection of its own, made with the pool's options. When it
-//! loses it, it reconnects (an attempt, bounded by the pool's connection timeout, then
-//! 100 ms before the next, for as long as the database is away) and then empties the
-//! whole cache, since what was sent meanwhile is lost. The notifications carry the
-//! digests stored in the table, never a token.
+//! The listener has a connection of its own, made with the pool's options. A listener
+//! only reads, so every **5 s** it sends a `select 1` on that connection, which must be
+//! answered within the [query timeout](SqlStoreBuilder::query_timeout): a connection
+//! whose path silently went (a NAT or load balancer that dropped the flow, a failover:
+//! no reset ever comes) is found dead within 5 s plus the query timeout (7 s by
+//! default). When it loses its connection or finds it dead, it reconnects, on a new
+//! connection (each attempt bounded by the query timeout, then 100 ms before the next,
+//! for as long as the database is away), and then empties the whole cache, since what
+//! was sent meanwhile is lost. [`SqlStore::shutdown`] waits at most the query timeout
+//! for the listener's connection to close. The notifications carry the digests stored
+//! in the table, never a token.
 //!
 //! # Graceful shutdown
 //!

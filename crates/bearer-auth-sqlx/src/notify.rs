@@ -1,7 +1,8 @@
 //! PostgreSQL's `LISTEN/NOTIFY`: a trigger that names the digest of every row deleted or
 //! changed in what a verification reads (every column of `personal_access_tokens` the
 //! lookup reads, and a second factor made pending or confirmed), and a listener that
-//! evicts it from the cache of every instance.
+//! evicts it from the cache of every instance. The listener checks its connection with a
+//! heartbeat, reconnects when it is lost or dead, and then empties the cache.
 
 use std::sync::{Mutex, PoisonError};
 
@@ -108,15 +109,24 @@ mod pg {
     use bearer_auth::{StoreError, TokenHash};
     use sqlx::{
         PgPool,
-        postgres::{PgListener, PgPoolOptions},
+        postgres::{PgConnectOptions, PgListener, PgPoolOptions},
     };
-    use tokio::sync::Notify;
+    use tokio::{
+        sync::Notify,
+        time::{Instant, MissedTickBehavior},
+    };
 
     use super::{Running, TRIGGERS, marker};
     use crate::{SqlStore, cache::Cache, error::Failure};
 
     /// Pause between two failed attempts to reconnect.
     const RETRY: Duration = Duration::from_millis(100);
+
+    /// How often the listener checks its connection: a `select 1` on it, which must be
+    /// answered within the store's query timeout. A listener only reads, so a connection
+    /// whose path silently went (a NAT or load balancer that dropped the flow, a
+    /// failover: no reset ever comes) would otherwise be waited on forever.
+    const HEARTBEAT: Duration = Duration::from_secs(5);
 
     pub(super) async fn install(
         store: &SqlStore,
@@ -180,31 +190,20 @@ mod pg {
         }
         // A connection of its own, made as the pool makes them: the application's pool
         // keeps all of its connections.
-        let own = PgPoolOptions::new()
-            .max_connections(1)
-            .min_connections(0)
-            .acquire_timeout(timeout)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_lazy_with((*pool.connect_options()).clone());
-        let listener = match tokio::time::timeout(timeout, connect(&own, channel)).await {
-            Ok(Ok(listener)) => listener,
-            Ok(Err(e)) => {
-                own.close().await;
-                return Err(store.backend("listen_for_changes", e));
-            }
-            Err(_) => {
-                own.close().await;
-                return Err(store.backend("listen_for_changes", Failure::TimedOut(timeout)));
-            }
-        };
+        let options = (*pool.connect_options()).clone();
+        let connected = connect(&options, timeout, channel)
+            .await
+            .map_err(|e| store.backend("listen_for_changes", e))?;
         // What was loaded before the listener was there may have missed a change.
         store.cache().evict_all();
         let stop = Arc::new(Notify::new());
         let task = tokio::spawn(run(
-            listener,
-            own,
-            channel.to_owned(),
+            connected,
+            Own {
+                options,
+                timeout,
+                channel: channel.to_owned(),
+            },
             Arc::clone(store.cache()),
             Arc::clone(&stop),
         ));
@@ -215,70 +214,150 @@ mod pg {
         Ok(())
     }
 
-    async fn connect(pool: &PgPool, channel: &str) -> Result<PgListener, sqlx::Error> {
-        let mut listener = PgListener::connect_with(pool).await?;
-        // A lost connection is reported at once; this task reconnects, and knows when.
-        listener.eager_reconnect(false);
-        listener.listen(channel).await?;
-        Ok(listener)
+    /// What the listener's connections are made with.
+    struct Own {
+        options: PgConnectOptions,
+        /// The store's query timeout: for a connection, and for a heartbeat's answer.
+        timeout: Duration,
+        channel: String,
     }
 
-    /// Evicts what the notifications name, until stopped; reconnects when the connection
-    /// is lost, and then empties the cache.
-    async fn run(
-        mut listener: PgListener,
-        pool: PgPool,
-        channel: String,
-        cache: Arc<Cache>,
-        stop: Arc<Notify>,
-    ) {
+    /// A listener and the pool of one connection it takes its connection from.
+    type Connected = (PgListener, PgPool);
+
+    /// A listener on `channel`, on a connection of its own in a pool of its own, within
+    /// `timeout`. Each connection has its pool: dropping a listener hands its connection
+    /// back to its pool after an `UNLISTEN`, which on a dead path never ends, and the
+    /// next connection must not wait for it.
+    async fn connect(
+        options: &PgConnectOptions,
+        timeout: Duration,
+        channel: &str,
+    ) -> Result<Connected, Failure> {
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .min_connections(0)
+            .acquire_timeout(timeout)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_lazy_with(options.clone());
+        let connected = tokio::time::timeout(timeout, async {
+            let mut listener = PgListener::connect_with(&pool).await?;
+            // A lost connection is reported at once; this task reconnects, and knows when.
+            listener.eager_reconnect(false);
+            listener.listen(channel).await?;
+            Ok::<_, sqlx::Error>(listener)
+        })
+        .await;
+        // On a failure the pool is dropped, not closed: closing would wait for a
+        // connection that may never come back.
+        match connected {
+            Ok(Ok(listener)) => Ok((listener, pool)),
+            Ok(Err(error)) => Err(Failure::Sql(error)),
+            Err(_) => Err(Failure::TimedOut(timeout)),
+        }
+    }
+
+    /// Closes a listener's pool, waiting at most `timeout` (its connection may be dead).
+    async fn close((listener, pool): Connected, timeout: Duration) {
+        drop(listener);
+        drop(tokio::time::timeout(timeout, pool.close()).await);
+    }
+
+    /// The heartbeat: `select 1` on the listener's connection. A boxed future of a
+    /// plain `&str` query, named here: an `async` block around it would not be `Send`
+    /// for every lifetime, as `tokio::spawn` wants.
+    fn heartbeat_query(
+        listener: &mut PgListener,
+    ) -> std::pin::Pin<
+        Box<dyn Future<Output = Result<sqlx::postgres::PgQueryResult, sqlx::Error>> + Send + '_>,
+    > {
+        sqlx::Executor::execute(listener, "select 1")
+    }
+
+    /// What ended a wait for notifications.
+    enum Event {
+        Received(Result<Option<sqlx::postgres::PgNotification>, sqlx::Error>),
+        Heartbeat,
+    }
+
+    /// Evicts what the notifications name, until stopped. Checks the connection every
+    /// [`HEARTBEAT`]; when it is lost, or does not answer within the query timeout,
+    /// reconnects (from a new pool) and then empties the cache.
+    async fn run(mut connected: Connected, own: Own, cache: Arc<Cache>, stop: Arc<Notify>) {
+        let channel = own.channel.as_str();
         loop {
+            let mut heartbeat = tokio::time::interval_at(Instant::now() + HEARTBEAT, HEARTBEAT);
+            heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
             loop {
-                let received = tokio::select! {
-                    received = listener.try_recv() => received,
+                let listener = &mut connected.0;
+                // `try_recv` loses nothing when the heartbeat comes first: a notification
+                // is taken from the connection whole, or not at all, and one that arrives
+                // during the heartbeat's query is kept for the next `try_recv`.
+                let event = tokio::select! {
+                    received = listener.try_recv() => Event::Received(received),
+                    _ = heartbeat.tick() => Event::Heartbeat,
                     () = stop.notified() => {
-                        drop(listener);
-                        pool.close().await;
+                        close(connected, own.timeout).await;
                         return;
                     }
                 };
-                match received {
-                    Ok(Some(notification)) => apply(&cache, notification.payload()),
-                    Ok(None) => {
+                match event {
+                    Event::Received(Ok(Some(notification))) => {
+                        apply(&cache, notification.payload());
+                    }
+                    Event::Received(Ok(None)) => {
                         tracing::warn!(target: "bearer_auth_sqlx", channel, "notifications listener lost its connection; reconnecting");
                         break;
                     }
-                    Err(error) => {
+                    Event::Received(Err(error)) => {
                         tracing::warn!(target: "bearer_auth_sqlx", channel, %error, "notifications listener failed; reconnecting");
                         break;
                     }
+                    Event::Heartbeat => {
+                        let answered =
+                            tokio::time::timeout(own.timeout, heartbeat_query(listener)).await;
+                        match answered {
+                            Ok(Ok(_)) => {}
+                            Ok(Err(error)) => {
+                                tracing::warn!(target: "bearer_auth_sqlx", channel, %error, "notifications listener's connection failed its heartbeat; reconnecting");
+                                break;
+                            }
+                            Err(_) => {
+                                tracing::warn!(target: "bearer_auth_sqlx", channel, timeout = ?own.timeout, "notifications listener's connection did not answer its heartbeat; reconnecting");
+                                break;
+                            }
+                        }
+                    }
                 }
             }
-            drop(listener);
+            // Left to its pool, which is dropped: a connection that stopped answering
+            // may never be handed back.
+            drop(connected);
             let mut failures: u32 = 0;
-            listener = loop {
-                let connected = tokio::select! {
-                    connected = connect(&pool, &channel) => connected,
-                    () = stop.notified() => {
-                        pool.close().await;
-                        return;
-                    }
+            connected = loop {
+                let attempt = tokio::select! {
+                    attempt = connect(&own.options, own.timeout, channel) => attempt,
+                    () = stop.notified() => return,
                 };
-                match connected {
-                    Ok(listener) => break listener,
-                    Err(error) => {
+                match attempt {
+                    Ok(connected) => break connected,
+                    Err(failure) => {
                         // Once, then every 100th attempt (about every 10 s to minutes,
-                        // as the pool's own waits go).
+                        // as the waits for a connection go).
                         if failures.is_multiple_of(100) {
+                            let error = match &failure {
+                                Failure::Sql(error) => error.to_string(),
+                                Failure::TimedOut(after) => {
+                                    format!("no connection within {after:?}")
+                                }
+                            };
                             tracing::warn!(target: "bearer_auth_sqlx", channel, %error, attempts = failures + 1, "notifications listener cannot reconnect");
                         }
                         failures = failures.saturating_add(1);
                         tokio::select! {
                             () = tokio::time::sleep(RETRY) => {}
-                            () = stop.notified() => {
-                                pool.close().await;
-                                return;
-                            }
+                            () = stop.notified() => return,
                         }
                     }
                 }

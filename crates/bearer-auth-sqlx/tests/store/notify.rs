@@ -12,7 +12,7 @@ use sqlx::postgres::PgListener;
 use crate::{
     cache::cached,
     common::{Kind, TestDb, bearer, reason, run},
-    proxy::Proxy,
+    proxy::{Freezer, Proxy},
 };
 
 /// A channel of this test's own: the tests share one server.
@@ -507,3 +507,65 @@ async fn installing_replaces_an_older_trigger() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silently_dead_listener_connection_is_noticed() {
+    run(Kind::Postgres, async |db: &TestDb| {
+        let channel = channel();
+        let freezer = Freezer::start(db.server_addr()).await;
+        let query_timeout = Duration::from_secs(1);
+        let day = Duration::from_secs(86_400);
+        let here = SqlStore::builder(db.pool.clone())
+            .notify_channel(channel.clone())
+            .build();
+        here.migrate().await.unwrap();
+        here.install_notify_trigger().await.unwrap();
+        let there = SqlStore::builder(db.pool_through(freezer.addr()))
+            .notify_channel(channel)
+            .max_age(day)
+            .cache_ttl(Duration::from_secs(600))
+            .query_timeout(query_timeout)
+            .build();
+        // The pool's first connection (the check for the trigger), then the listener's.
+        assert_eq!(freezer.connections(), 0);
+        there.listen_for_changes().await.unwrap();
+        assert_eq!(freezer.connections(), 2);
+        let (id, token) = issue(&here, &there, "k").await;
+
+        // The path of the listener's connection silently goes: no reset, no close.
+        freezer.freeze(1);
+        here.revoke(&7, id).await.unwrap();
+        let revoked = Instant::now();
+        let limit = HEARTBEAT + query_timeout + Duration::from_secs(1);
+        let delay = until(&there, &token, revoked, limit, refused).await;
+        eprintln!(
+            "postgres, with notify: a key revoked while the listener's connection was silently dead, refused on the other after {delay:?}"
+        );
+
+        // Listening again, on a new connection: the next revocation is seen within a
+        // second.
+        assert_eq!(freezer.connections(), 3);
+        let (id, token) = issue(&here, &there, "after").await;
+        here.revoke(&7, id).await.unwrap();
+        let at = Instant::now();
+        until(&there, &token, at, Duration::from_secs(1), refused).await;
+
+        // Stopped while its connection is silently dead: the stop does not wait for it
+        // past the query timeout.
+        freezer.freeze(2);
+        let stopping = Instant::now();
+        tokio::time::timeout(query_timeout + Duration::from_secs(1), there.shutdown())
+            .await
+            .expect("stopped within the query timeout")
+            .unwrap();
+        eprintln!(
+            "postgres, with notify: stopped with its connection silently dead in {:?}",
+            stopping.elapsed()
+        );
+        here.shutdown().await.unwrap();
+    })
+    .await;
+}
+
+/// How often the listener checks its connection: the crate's interval, documented.
+const HEARTBEAT: Duration = Duration::from_secs(5);
