@@ -22,24 +22,32 @@
 //!
 //! The synchronous cache is used because [`verify_now`](bearer_auth::TokenVerifier::verify_now)
 //! must answer a hit without awaiting. Identical concurrent misses are joined here: the
-//! first runs the query, the others await its answer ([`Cache::load`]).
+//! first runs the query, the others await its answer ([`Cache::load`]). The lookup in
+//! flight stays there to be joined until its answer is in, or until the last of the
+//! requests waiting for it is gone: one that gives up (its client went away) leaves it to
+//! the others. Should the one running the query give up, the next waiting runs it anew.
 //!
-//! An eviction (a write on this instance, a notification) takes effect at once: the
-//! entries go, a query for that digest in flight is no longer joined, and what a query
-//! already in flight brings back is not kept (an epoch counter, bumped by every eviction,
-//! read before the query and after its answer is stored).
+//! An eviction (a write on this instance, a notification) takes effect at once, for that
+//! digest only: the entries go, and the lookup of that digest in flight is taken out of
+//! the ones in flight, so that no later request joins it and what it brings back is not
+//! kept. An answer is kept only while its lookup is still the one in flight for its
+//! digest, checked and stored under the lock an eviction takes to take the lookup out:
+//! the eviction comes either before (nothing is kept) or after the answer is stored (and
+//! removes it), so a key revoked through this store is never answered from the cache once
+//! the revocation returned. Another digest's eviction, or one's own key regenerated again
+//! and again, costs a lookup in flight nothing.
 
 use std::{
     future::Future,
     sync::{
         Arc,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     time::{Duration, SystemTime},
 };
 
 use bearer_auth::{InvalidReason, TokenHash};
-use dashmap::DashMap;
+use dashmap::{DashMap, Entry};
 use quick_cache::sync::Cache as Quick;
 use tokio::sync::OnceCell;
 
@@ -133,13 +141,22 @@ impl<V: Clone> Bounded<V> {
     }
 }
 
+/// A lookup in flight: its answer once in, and how many requests wait for it.
+#[derive(Default)]
+struct Flight {
+    answer: OnceCell<Loaded>,
+    /// The requests that joined it and have not left, counted (up and down) only under
+    /// the lock of its shard of the lookups in flight, while it is there.
+    waiters: AtomicUsize,
+}
+
 /// The two caches, the lookups in flight, and the counters.
 pub(crate) struct Cache {
     rows: Option<Bounded<Arc<TokenRow>>>,
     refusals: Option<Bounded<InvalidReason>>,
-    in_flight: DashMap<TokenHash, Arc<OnceCell<Loaded>>>,
-    /// Bumped by every eviction: an answer loaded across one is not kept.
-    epoch: AtomicU64,
+    /// The lookup in flight for each digest. Taken out by an eviction of the digest: an
+    /// answer is kept only while its lookup is still here.
+    in_flight: DashMap<TokenHash, Arc<Flight>>,
     /// Queries run by [`load`](Self::load).
     lookups: AtomicU64,
     pub(crate) config: CacheConfig,
@@ -151,7 +168,6 @@ impl Cache {
             rows: Bounded::new(config.capacity, config.ttl),
             refusals: Bounded::new(config.refusal_capacity, config.ttl),
             in_flight: DashMap::new(),
-            epoch: AtomicU64::new(0),
             lookups: AtomicU64::new(0),
             config,
         }
@@ -171,42 +187,48 @@ impl Cache {
 
     /// The answer for `digest`: from the cache, or from `query`, run once for all the
     /// callers that arrive while it runs, its answer kept (its time to live counted from
-    /// the start of the query) unless an eviction came meanwhile. A failure is shared by
-    /// those callers and never kept.
+    /// the start of the query) unless the digest was evicted meanwhile. A failure is
+    /// shared by those callers and never kept. A caller that gives up (its future
+    /// dropped) leaves the query to the others.
     pub(crate) async fn load<F, Fut>(&self, digest: TokenHash, query: F) -> Loaded
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Loaded>,
     {
-        let cell = Arc::clone(&self.in_flight.entry(digest).or_default());
-        // Whoever leaves first (done, or cancelled) takes the entry out: later callers
-        // find the answer in the cache, or start a query of their own.
-        let _leave = Leave {
-            in_flight: &self.in_flight,
-            digest,
-            cell: &cell,
-        };
-        cell.get_or_init(|| async {
-            let since = SystemTime::now();
-            // Kept by a query that ended just before this one was joined.
-            if let Some(found) = self.get(&digest, since) {
-                return Ok(found);
-            }
-            let epoch = self.epoch.load(Ordering::SeqCst);
-            self.lookups.fetch_add(1, Ordering::Relaxed);
-            let loaded = query().await;
-            if let Ok(found) = &loaded {
-                self.keep(digest, found, since, epoch);
-            }
-            loaded
-        })
-        .await
-        .clone()
+        let joined = Joined::new(&self.in_flight, digest);
+        let flight = &joined.flight;
+        flight
+            .answer
+            .get_or_init(|| async {
+                let since = SystemTime::now();
+                // Kept by a query that ended just before this one was joined.
+                if let Some(found) = self.get(&digest, since) {
+                    return Ok(found);
+                }
+                self.lookups.fetch_add(1, Ordering::Relaxed);
+                let loaded = query().await;
+                if let Ok(found) = &loaded {
+                    self.keep(digest, flight, found, since);
+                }
+                loaded
+            })
+            .await
+            .clone()
     }
 
-    /// Keeps an answer whose query started at `since`, in `epoch`, unless an eviction
-    /// came meanwhile.
-    fn keep(&self, digest: TokenHash, found: &Found, since: SystemTime, epoch: u64) {
+    /// Keeps an answer whose query started at `since`, unless `flight` is no longer the
+    /// digest's lookup in flight (an eviction took it out). Stored under the read lock of
+    /// the digest's shard of the lookups in flight, which an eviction takes for writing to
+    /// take the lookup out before it removes the entries: the eviction comes either
+    /// before the check (nothing is stored) or after the entry is stored (and removes
+    /// it). Never is an evicted answer in the cache, not even for a moment.
+    fn keep(&self, digest: TokenHash, flight: &Arc<Flight>, found: &Found, since: SystemTime) {
+        let Some(current) = self.in_flight.get(&digest) else {
+            return;
+        };
+        if !Arc::ptr_eq(&current, flight) {
+            return;
+        }
         match found {
             Found::Row(row) => {
                 if let Some(rows) = &self.rows {
@@ -219,11 +241,7 @@ impl Cache {
                 }
             }
         }
-        // Read after the insert: an eviction that bumped the epoch before this read is
-        // seen here; one after it removes the entry itself.
-        if self.epoch.load(Ordering::SeqCst) != epoch {
-            self.forget(&digest);
-        }
+        drop(current);
     }
 
     fn forget(&self, digest: &TokenHash) {
@@ -236,9 +254,9 @@ impl Cache {
     }
 
     /// Forgets `digest` (a row written on this instance, or a notification): the next
-    /// request for it queries the database.
+    /// request for it queries the database. Its lookup in flight is taken out first (no
+    /// later request joins it, its answer is not kept), then its entries.
     pub(crate) fn evict(&self, digest: &TokenHash) {
-        self.epoch.fetch_add(1, Ordering::SeqCst);
         self.in_flight.remove(digest);
         self.forget(digest);
     }
@@ -247,7 +265,6 @@ impl Cache {
     /// was away is lost).
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) fn evict_all(&self) {
-        self.epoch.fetch_add(1, Ordering::SeqCst);
         self.in_flight.clear();
         if let Some(rows) = &self.rows {
             rows.entries.clear();
@@ -272,18 +289,43 @@ impl Cache {
     }
 }
 
-/// Takes a lookup out of the ones in flight when its caller leaves, if it is still the
-/// one there.
-struct Leave<'a> {
-    in_flight: &'a DashMap<TokenHash, Arc<OnceCell<Loaded>>>,
+/// A caller of [`Cache::load`] joined to the lookup in flight for its digest (started by
+/// it, when there was none).
+struct Joined<'a> {
+    in_flight: &'a DashMap<TokenHash, Arc<Flight>>,
     digest: TokenHash,
-    cell: &'a Arc<OnceCell<Loaded>>,
+    flight: Arc<Flight>,
 }
 
-impl Drop for Leave<'_> {
+impl<'a> Joined<'a> {
+    fn new(in_flight: &'a DashMap<TokenHash, Arc<Flight>>, digest: TokenHash) -> Self {
+        let entry = in_flight.entry(digest).or_default();
+        entry.waiters.fetch_add(1, Ordering::Relaxed);
+        let flight = Arc::clone(&entry);
+        drop(entry);
+        Self {
+            in_flight,
+            digest,
+            flight,
+        }
+    }
+}
+
+/// Leaving: the lookup is taken out of the ones in flight once its answer is in (later
+/// callers find it in the cache, or start a query of their own), or when its last
+/// waiting caller is gone (nobody awaits the query any more: it was dropped with the
+/// last future). A caller that gives up while others still wait leaves it there, to be
+/// joined. Nothing is done to a lookup an eviction already took out.
+impl Drop for Joined<'_> {
     fn drop(&mut self) {
-        self.in_flight
-            .remove_if(&self.digest, |_, cell| Arc::ptr_eq(cell, self.cell));
+        if let Entry::Occupied(entry) = self.in_flight.entry(self.digest)
+            && Arc::ptr_eq(entry.get(), &self.flight)
+        {
+            let left = self.flight.waiters.fetch_sub(1, Ordering::Relaxed) <= 1;
+            if left || self.flight.answer.initialized() {
+                entry.remove();
+            }
+        }
     }
 }
 
@@ -391,6 +433,118 @@ mod tests {
         cache.evict(&other);
         cache.load(digest, || async { Ok(row(1)) }).await.unwrap();
         assert_eq!(id_of(cache.get(&digest, SystemTime::now())), Some(1));
+    }
+
+    #[tokio::test]
+    async fn another_digests_eviction_keeps_an_answer_in_flight() {
+        let cache = Cache::new(CacheConfig::default());
+        let (digest, other) = (TokenHash::of("a"), TokenHash::of("b"));
+        cache
+            .load(digest, || async {
+                cache.evict(&other);
+                Ok(row(1))
+            })
+            .await
+            .unwrap();
+        assert_eq!(id_of(cache.get(&digest, SystemTime::now())), Some(1));
+        // Everything evicted: not kept.
+        let third = TokenHash::of("c");
+        cache
+            .load(third, || async {
+                cache.evict_all();
+                Ok(row(3))
+            })
+            .await
+            .unwrap();
+        assert!(cache.get(&third, SystemTime::now()).is_none());
+    }
+
+    /// The answer of a query across which its digest was evicted is never seen, not even
+    /// for a moment, by a reader on another thread.
+    #[test]
+    fn an_answer_loaded_across_an_eviction_is_never_seen() {
+        use std::sync::atomic::AtomicBool;
+        let cache = Arc::new(Cache::new(CacheConfig::default()));
+        let digest = TokenHash::of("a");
+        let done = Arc::new(AtomicBool::new(false));
+        let reader = std::thread::spawn({
+            let (cache, done) = (Arc::clone(&cache), Arc::clone(&done));
+            move || {
+                let mut seen = 0_u64;
+                while !done.load(Ordering::Relaxed) {
+                    if cache.get(&digest, SystemTime::now()).is_some() {
+                        seen += 1;
+                    }
+                }
+                seen
+            }
+        });
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            for _ in 0..50_000 {
+                cache
+                    .load(digest, || async {
+                        cache.evict(&digest);
+                        Ok(row(1))
+                    })
+                    .await
+                    .unwrap();
+            }
+        });
+        done.store(true, Ordering::Relaxed);
+        assert_eq!(reader.join().unwrap(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cancelled_waiter_leaves_the_others_joined() {
+        let cache = Arc::new(Cache::new(CacheConfig::default()));
+        let runs = Arc::new(AtomicUsize::new(0));
+        let release = Arc::new(tokio::sync::Semaphore::new(0));
+        let digest = TokenHash::of("a");
+        let spawn = || {
+            let (cache, runs, release) =
+                (Arc::clone(&cache), Arc::clone(&runs), Arc::clone(&release));
+            tokio::spawn(async move {
+                cache
+                    .load(digest, || async {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        drop(release.acquire().await);
+                        Ok(row(1))
+                    })
+                    .await
+            })
+        };
+        let first = spawn();
+        let mut others = Vec::new();
+        for _ in 0..5 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            let quitter = spawn();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            quitter.abort();
+            assert!(quitter.await.unwrap_err().is_cancelled());
+            others.push(spawn());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        release.add_permits(1);
+        assert!(first.await.unwrap().is_ok());
+        for other in others {
+            assert!(other.await.unwrap().is_ok());
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        assert!(cache.in_flight.is_empty());
+        // The last waiter gone, the lookup goes with it: nothing left behind.
+        cache.evict(&digest);
+        release.forget_permits(1);
+        let alone = spawn();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+        assert_eq!(cache.in_flight.len(), 1);
+        alone.abort();
+        assert!(alone.await.unwrap_err().is_cancelled());
+        assert!(cache.in_flight.is_empty());
     }
 
     #[tokio::test]

@@ -157,7 +157,10 @@
 //!   force stay cached, and keep being answered from memory, while it runs.
 //!
 //! Identical requests that miss at the same time make one query: the others wait for
-//! its answer. A failure is never cached.
+//! its answer, and one of them that gives up (its client went away) leaves the query to
+//! the rest. A failure is never cached. An eviction concerns one digest: the answer of
+//! its lookup in flight is not kept (a key revoked through this store is never answered
+//! from the cache once `revoke` returned), and lookups of other digests lose nothing.
 //!
 //! **Staleness.** A key created, regenerated, revoked (one or all of an owner's) or
 //! whose second factor is confirmed through a store takes effect on that store's
@@ -175,13 +178,15 @@
 //! # Notifications (PostgreSQL)
 //!
 //! Opt-in: a trigger on `personal_access_tokens` sends the digest of a row on
-//! `NOTIFY` when the row is deleted or its `token`, `abilities`, `expires_at`,
-//! `tokenable_type` or `tokenable_id` change (by this crate or any other application,
-//! Laravel included), and `*` when the table is truncated; a listener in every instance
-//! evicts what it names. A key revoked anywhere is then refused everywhere within a
-//! second (a few milliseconds, measured). The trigger never fires on the batched
-//! `last_used_at` writes, nor on `name` or `updated_at`: a notifying commit takes a
-//! database-wide lock. A confirmed second factor (this crate's own table) notifies too.
+//! `NOTIFY` when the row is deleted or a column the lookup reads changes (`id`, `token`,
+//! `abilities`, `expires_at`, `created_at`, `tokenable_type` or `tokenable_id`; by this
+//! crate or any other application, Laravel included), and `*` when the table is
+//! truncated; a listener in every instance evicts what it names. A key revoked anywhere
+//! is then refused everywhere within a second (a few milliseconds, measured). The
+//! trigger never fires on the batched `last_used_at` writes, nor on `name` or
+//! `updated_at`: a notifying commit takes a database-wide lock. A second factor
+//! confirmed or made pending (a row of this crate's own table deleted or inserted, so
+//! also a key created with its second factor pending) notifies too.
 //!
 //! ```no_run
 //! # use bearer_auth_sqlx::{Pool, SqlStore};
@@ -197,18 +202,28 @@
 //!
 //! The trigger is plain SQL in the database: the functions `bearer_auth_sqlx_notify()`
 //! and `bearer_auth_sqlx_notify_pending()`, and the triggers `bearer_auth_sqlx_notify_delete`,
-//! `_update` (`after update of token, abilities, expires_at, tokenable_type,
-//! tokenable_id ... when` one of them is distinct from before), `_truncate` on
-//! `personal_access_tokens` and `bearer_auth_sqlx_notify_pending` on this crate's table,
-//! each given the channel ([`DEFAULT_NOTIFY_CHANNEL`], `bearer_auth_sqlx`, or
-//! [`SqlStoreBuilder::notify_channel`]). To remove it:
+//! `_update` (`after update of id, token, abilities, expires_at, created_at,
+//! tokenable_type, tokenable_id ... when` one of them is distinct from before),
+//! `_truncate` on `personal_access_tokens` and `bearer_auth_sqlx_notify_pending` (`after
+//! insert or update or delete`) on this crate's table, each given the channel
+//! ([`DEFAULT_NOTIFY_CHANNEL`], `bearer_auth_sqlx`, or [`SqlStoreBuilder::notify_channel`])
+//! and commented with the version of their definitions. [`SqlStore::install_notify_trigger`]
+//! replaces an older installation (functions replaced, triggers dropped and created
+//! again), and [`SqlStore::listen_for_changes`] refuses to listen to an older one, which
+//! would miss changes: after an upgrade, install it again. To remove it:
 //! `drop function bearer_auth_sqlx_notify, bearer_auth_sqlx_notify_pending cascade`.
 //!
-//! The listener has a connection of its own, made with the pool's options. When it
-//! loses it, it reconnects (an attempt, bounded by the pool's connection timeout, then
-//! 100 ms before the next, for as long as the database is away) and then empties the
-//! whole cache, since what was sent meanwhile is lost. The notifications carry the
-//! digests stored in the table, never a token.
+//! The listener has a connection of its own, made with the pool's options. A listener
+//! only reads, so every **5 s** it sends a `select 1` on that connection, which must be
+//! answered within the [query timeout](SqlStoreBuilder::query_timeout): a connection
+//! whose path silently went (a NAT or load balancer that dropped the flow, a failover:
+//! no reset ever comes) is found dead within 5 s plus the query timeout (7 s by
+//! default). When it loses its connection or finds it dead, it reconnects, on a new
+//! connection (each attempt bounded by the query timeout, then 100 ms before the next,
+//! for as long as the database is away), and then empties the whole cache, since what
+//! was sent meanwhile is lost. [`SqlStore::shutdown`] waits at most the query timeout
+//! for the listener's connection to close. The notifications carry the digests stored
+//! in the table, never a token.
 //!
 //! # Graceful shutdown
 //!

@@ -1,6 +1,8 @@
 //! PostgreSQL's `LISTEN/NOTIFY`: a trigger that names the digest of every row deleted or
-//! changed in what a verification reads, and a listener that evicts it from the cache of
-//! every instance.
+//! changed in what a verification reads (every column of `personal_access_tokens` the
+//! lookup reads, and a second factor made pending or confirmed), and a listener that
+//! evicts it from the cache of every instance. The listener checks its connection with a
+//! heartbeat, reconnects when it is lost or dead, and then empties the cache.
 
 use std::sync::{Mutex, PoisonError};
 
@@ -107,15 +109,24 @@ mod pg {
     use bearer_auth::{StoreError, TokenHash};
     use sqlx::{
         PgPool,
-        postgres::{PgListener, PgPoolOptions},
+        postgres::{PgConnectOptions, PgListener, PgPoolOptions},
     };
-    use tokio::sync::Notify;
+    use tokio::{
+        sync::Notify,
+        time::{Instant, MissedTickBehavior},
+    };
 
-    use super::{Running, TRIGGERS};
+    use super::{Running, TRIGGERS, marker};
     use crate::{SqlStore, cache::Cache, error::Failure};
 
     /// Pause between two failed attempts to reconnect.
     const RETRY: Duration = Duration::from_millis(100);
+
+    /// How often the listener checks its connection: a `select 1` on it, which must be
+    /// answered within the store's query timeout. A listener only reads, so a connection
+    /// whose path silently went (a NAT or load balancer that dropped the flow, a
+    /// failover: no reset ever comes) would otherwise be waited on forever.
+    const HEARTBEAT: Duration = Duration::from_secs(5);
 
     pub(super) async fn install(
         store: &SqlStore,
@@ -152,14 +163,17 @@ mod pg {
             .iter()
             .map(|(name, ..)| (*name).to_owned())
             .collect();
+        // ... and this version's: an older one misses changes.
         let found = tokio::time::timeout(
             timeout,
             sqlx::query_scalar::<_, i64>(
                 "select count(*) from pg_trigger where tgname = any($1) and tgargs = $2 \
-                 and tgrelid in (to_regclass('personal_access_tokens'), to_regclass('bearer_auth_pending_second_factors'))",
+                 and tgrelid in (to_regclass('personal_access_tokens'), to_regclass('bearer_auth_pending_second_factors')) \
+                 and obj_description(oid, 'pg_trigger') = $3",
             )
             .bind(&names)
             .bind(expected)
+            .bind(marker())
             .fetch_one(pool),
         )
         .await
@@ -169,38 +183,27 @@ mod pg {
         if usize::try_from(found).ok() != Some(TRIGGERS.len()) {
             return Err(StoreError::Invalid(
                 format!(
-                    "the notify trigger for channel {channel:?} is not installed on personal_access_tokens: run install_notify_trigger"
+                    "the notify trigger for channel {channel:?} is not installed on personal_access_tokens, or is an older version's: run install_notify_trigger"
                 )
                 .into(),
             ));
         }
         // A connection of its own, made as the pool makes them: the application's pool
         // keeps all of its connections.
-        let own = PgPoolOptions::new()
-            .max_connections(1)
-            .min_connections(0)
-            .acquire_timeout(timeout)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_lazy_with((*pool.connect_options()).clone());
-        let listener = match tokio::time::timeout(timeout, connect(&own, channel)).await {
-            Ok(Ok(listener)) => listener,
-            Ok(Err(e)) => {
-                own.close().await;
-                return Err(store.backend("listen_for_changes", e));
-            }
-            Err(_) => {
-                own.close().await;
-                return Err(store.backend("listen_for_changes", Failure::TimedOut(timeout)));
-            }
-        };
+        let options = (*pool.connect_options()).clone();
+        let connected = connect(&options, timeout, channel)
+            .await
+            .map_err(|e| store.backend("listen_for_changes", e))?;
         // What was loaded before the listener was there may have missed a change.
         store.cache().evict_all();
         let stop = Arc::new(Notify::new());
         let task = tokio::spawn(run(
-            listener,
-            own,
-            channel.to_owned(),
+            connected,
+            Own {
+                options,
+                timeout,
+                channel: channel.to_owned(),
+            },
             Arc::clone(store.cache()),
             Arc::clone(&stop),
         ));
@@ -211,70 +214,150 @@ mod pg {
         Ok(())
     }
 
-    async fn connect(pool: &PgPool, channel: &str) -> Result<PgListener, sqlx::Error> {
-        let mut listener = PgListener::connect_with(pool).await?;
-        // A lost connection is reported at once; this task reconnects, and knows when.
-        listener.eager_reconnect(false);
-        listener.listen(channel).await?;
-        Ok(listener)
+    /// What the listener's connections are made with.
+    struct Own {
+        options: PgConnectOptions,
+        /// The store's query timeout: for a connection, and for a heartbeat's answer.
+        timeout: Duration,
+        channel: String,
     }
 
-    /// Evicts what the notifications name, until stopped; reconnects when the connection
-    /// is lost, and then empties the cache.
-    async fn run(
-        mut listener: PgListener,
-        pool: PgPool,
-        channel: String,
-        cache: Arc<Cache>,
-        stop: Arc<Notify>,
-    ) {
+    /// A listener and the pool of one connection it takes its connection from.
+    type Connected = (PgListener, PgPool);
+
+    /// A listener on `channel`, on a connection of its own in a pool of its own, within
+    /// `timeout`. Each connection has its pool: dropping a listener hands its connection
+    /// back to its pool after an `UNLISTEN`, which on a dead path never ends, and the
+    /// next connection must not wait for it.
+    async fn connect(
+        options: &PgConnectOptions,
+        timeout: Duration,
+        channel: &str,
+    ) -> Result<Connected, Failure> {
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .min_connections(0)
+            .acquire_timeout(timeout)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_lazy_with(options.clone());
+        let connected = tokio::time::timeout(timeout, async {
+            let mut listener = PgListener::connect_with(&pool).await?;
+            // A lost connection is reported at once; this task reconnects, and knows when.
+            listener.eager_reconnect(false);
+            listener.listen(channel).await?;
+            Ok::<_, sqlx::Error>(listener)
+        })
+        .await;
+        // On a failure the pool is dropped, not closed: closing would wait for a
+        // connection that may never come back.
+        match connected {
+            Ok(Ok(listener)) => Ok((listener, pool)),
+            Ok(Err(error)) => Err(Failure::Sql(error)),
+            Err(_) => Err(Failure::TimedOut(timeout)),
+        }
+    }
+
+    /// Closes a listener's pool, waiting at most `timeout` (its connection may be dead).
+    async fn close((listener, pool): Connected, timeout: Duration) {
+        drop(listener);
+        drop(tokio::time::timeout(timeout, pool.close()).await);
+    }
+
+    /// The heartbeat: `select 1` on the listener's connection. A boxed future of a
+    /// plain `&str` query, named here: an `async` block around it would not be `Send`
+    /// for every lifetime, as `tokio::spawn` wants.
+    fn heartbeat_query(
+        listener: &mut PgListener,
+    ) -> std::pin::Pin<
+        Box<dyn Future<Output = Result<sqlx::postgres::PgQueryResult, sqlx::Error>> + Send + '_>,
+    > {
+        sqlx::Executor::execute(listener, "select 1")
+    }
+
+    /// What ended a wait for notifications.
+    enum Event {
+        Received(Result<Option<sqlx::postgres::PgNotification>, sqlx::Error>),
+        Heartbeat,
+    }
+
+    /// Evicts what the notifications name, until stopped. Checks the connection every
+    /// [`HEARTBEAT`]; when it is lost, or does not answer within the query timeout,
+    /// reconnects (from a new pool) and then empties the cache.
+    async fn run(mut connected: Connected, own: Own, cache: Arc<Cache>, stop: Arc<Notify>) {
+        let channel = own.channel.as_str();
         loop {
+            let mut heartbeat = tokio::time::interval_at(Instant::now() + HEARTBEAT, HEARTBEAT);
+            heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
             loop {
-                let received = tokio::select! {
-                    received = listener.try_recv() => received,
+                let listener = &mut connected.0;
+                // `try_recv` loses nothing when the heartbeat comes first: a notification
+                // is taken from the connection whole, or not at all, and one that arrives
+                // during the heartbeat's query is kept for the next `try_recv`.
+                let event = tokio::select! {
+                    received = listener.try_recv() => Event::Received(received),
+                    _ = heartbeat.tick() => Event::Heartbeat,
                     () = stop.notified() => {
-                        drop(listener);
-                        pool.close().await;
+                        close(connected, own.timeout).await;
                         return;
                     }
                 };
-                match received {
-                    Ok(Some(notification)) => apply(&cache, notification.payload()),
-                    Ok(None) => {
+                match event {
+                    Event::Received(Ok(Some(notification))) => {
+                        apply(&cache, notification.payload());
+                    }
+                    Event::Received(Ok(None)) => {
                         tracing::warn!(target: "bearer_auth_sqlx", channel, "notifications listener lost its connection; reconnecting");
                         break;
                     }
-                    Err(error) => {
+                    Event::Received(Err(error)) => {
                         tracing::warn!(target: "bearer_auth_sqlx", channel, %error, "notifications listener failed; reconnecting");
                         break;
                     }
+                    Event::Heartbeat => {
+                        let answered =
+                            tokio::time::timeout(own.timeout, heartbeat_query(listener)).await;
+                        match answered {
+                            Ok(Ok(_)) => {}
+                            Ok(Err(error)) => {
+                                tracing::warn!(target: "bearer_auth_sqlx", channel, %error, "notifications listener's connection failed its heartbeat; reconnecting");
+                                break;
+                            }
+                            Err(_) => {
+                                tracing::warn!(target: "bearer_auth_sqlx", channel, timeout = ?own.timeout, "notifications listener's connection did not answer its heartbeat; reconnecting");
+                                break;
+                            }
+                        }
+                    }
                 }
             }
-            drop(listener);
+            // Left to its pool, which is dropped: a connection that stopped answering
+            // may never be handed back.
+            drop(connected);
             let mut failures: u32 = 0;
-            listener = loop {
-                let connected = tokio::select! {
-                    connected = connect(&pool, &channel) => connected,
-                    () = stop.notified() => {
-                        pool.close().await;
-                        return;
-                    }
+            connected = loop {
+                let attempt = tokio::select! {
+                    attempt = connect(&own.options, own.timeout, channel) => attempt,
+                    () = stop.notified() => return,
                 };
-                match connected {
-                    Ok(listener) => break listener,
-                    Err(error) => {
+                match attempt {
+                    Ok(connected) => break connected,
+                    Err(failure) => {
                         // Once, then every 100th attempt (about every 10 s to minutes,
-                        // as the pool's own waits go).
+                        // as the waits for a connection go).
                         if failures.is_multiple_of(100) {
+                            let error = match &failure {
+                                Failure::Sql(error) => error.to_string(),
+                                Failure::TimedOut(after) => {
+                                    format!("no connection within {after:?}")
+                                }
+                            };
                             tracing::warn!(target: "bearer_auth_sqlx", channel, %error, attempts = failures + 1, "notifications listener cannot reconnect");
                         }
                         failures = failures.saturating_add(1);
                         tokio::select! {
                             () = tokio::time::sleep(RETRY) => {}
-                            () = stop.notified() => {
-                                pool.close().await;
-                                return;
-                            }
+                            () = stop.notified() => return,
                         }
                     }
                 }
@@ -309,16 +392,19 @@ const TRIGGERS: &[(&str, &str, &str)] = &[
         "after delete on personal_access_tokens for each row \
          execute function bearer_auth_sqlx_notify('CHANNEL')",
     ),
-    // Only these columns, and only when one really changed: never the batched
-    // `last_used_at` writes (a notifying commit takes a database-wide lock).
+    // Only the columns the lookup reads (`id` for the token's id, `created_at` for the
+    // maximum age), and only when one really changed: never the batched `last_used_at`
+    // writes (a notifying commit takes a database-wide lock).
     (
         "bearer_auth_sqlx_notify_update",
         "personal_access_tokens",
-        "after update of token, abilities, expires_at, tokenable_type, tokenable_id \
+        "after update of id, token, abilities, expires_at, created_at, tokenable_type, tokenable_id \
          on personal_access_tokens for each row \
-         when (old.token is distinct from new.token \
+         when (old.id is distinct from new.id \
+         or old.token is distinct from new.token \
          or old.abilities is distinct from new.abilities \
          or old.expires_at is distinct from new.expires_at \
+         or old.created_at is distinct from new.created_at \
          or old.tokenable_type is distinct from new.tokenable_type \
          or old.tokenable_id is distinct from new.tokenable_id) \
          execute function bearer_auth_sqlx_notify('CHANNEL')",
@@ -329,10 +415,11 @@ const TRIGGERS: &[(&str, &str, &str)] = &[
         "after truncate on personal_access_tokens for each statement \
          execute function bearer_auth_sqlx_notify('CHANNEL')",
     ),
+    // A second factor confirmed (deleted), or made pending again (inserted).
     (
         "bearer_auth_sqlx_notify_pending",
         "bearer_auth_pending_second_factors",
-        "after delete on bearer_auth_pending_second_factors for each row \
+        "after insert or update or delete on bearer_auth_pending_second_factors for each row \
          execute function bearer_auth_sqlx_notify_pending('CHANNEL')",
     ),
 ];
@@ -351,15 +438,25 @@ begin
   return null;
 end
 $$"#,
-    // A second factor confirmed: the key's cached answer said "pending".
+    // The key of a second factor confirmed (the cached answer said "pending"), made
+    // pending (it said "not pending"), or both for an update.
     r#"create or replace function bearer_auth_sqlx_notify_pending() returns trigger language plpgsql as $$
 declare
   digest text;
 begin
-  execute format('select token from %I.personal_access_tokens where id = $1', tg_table_schema)
-    into digest using old.token_id;
-  if digest is not null then
-    perform pg_notify(tg_argv[0], digest);
+  if tg_op in ('DELETE', 'UPDATE') then
+    execute format('select token from %I.personal_access_tokens where id = $1', tg_table_schema)
+      into digest using old.token_id;
+    if digest is not null then
+      perform pg_notify(tg_argv[0], digest);
+    end if;
+  end if;
+  if tg_op in ('INSERT', 'UPDATE') then
+    execute format('select token from %I.personal_access_tokens where id = $1', tg_table_schema)
+      into digest using new.token_id;
+    if digest is not null then
+      perform pg_notify(tg_argv[0], digest);
+    end if;
   end if;
   return null;
 end
@@ -367,15 +464,40 @@ $$"#,
 ];
 
 #[cfg(feature = "postgres")]
+/// The comment on each trigger, which names the definitions it was installed from (a
+/// digest of [`FUNCTIONS`] and [`TRIGGERS`]): [`SqlStore::listen_for_changes`] refuses
+/// the triggers of another version, which would miss changes.
+pub(crate) fn marker() -> String {
+    let mut definitions = String::new();
+    for function in FUNCTIONS {
+        definitions.push_str(function);
+        definitions.push('\n');
+    }
+    for (name, table, definition) in TRIGGERS {
+        definitions.push_str(&format!("{name} {table} {definition}\n"));
+    }
+    let digest = bearer_auth::TokenHash::of(&definitions).to_hex();
+    format!(
+        "bearer_auth_sqlx notify {}",
+        digest.get(..16).unwrap_or(&digest)
+    )
+}
+
+#[cfg(feature = "postgres")]
 /// Every statement [`install`] runs, in order, for `channel` (an identifier already
-/// checked).
+/// checked). Functions are replaced, triggers dropped and created again: an older
+/// version's installation is replaced, not added to.
 pub(crate) fn statements(channel: &str) -> Vec<String> {
     let mut out: Vec<String> = FUNCTIONS.iter().map(|f| (*f).to_owned()).collect();
+    let marker = marker();
     for (name, table, definition) in TRIGGERS {
         out.push(format!("drop trigger if exists {name} on {table}"));
         out.push(format!(
             "create trigger {name} {}",
             definition.replace("CHANNEL", channel)
+        ));
+        out.push(format!(
+            "comment on trigger {name} on {table} is '{marker}'"
         ));
     }
     out
@@ -415,7 +537,30 @@ mod tests {
         assert!(!update.contains("last_used_at"), "{update}");
         assert!(!update.contains("updated_at"), "{update}");
         assert!(!update.contains(" name"), "{update}");
+        for column in [
+            "id",
+            "token",
+            "abilities",
+            "expires_at",
+            "created_at",
+            "tokenable_type",
+            "tokenable_id",
+        ] {
+            assert!(
+                update.contains(&format!("old.{column} is distinct from new.{column}")),
+                "{column}: {update}"
+            );
+        }
         assert!(update.ends_with("execute function bearer_auth_sqlx_notify('chan')"));
         assert_eq!(all.iter().filter(|s| s.contains("('chan')")).count(), 4);
+        let marker = marker();
+        assert_eq!(
+            all.iter()
+                .filter(
+                    |s| s.starts_with("comment on trigger") && s.ends_with(&format!("'{marker}'"))
+                )
+                .count(),
+            4
+        );
     }
 }

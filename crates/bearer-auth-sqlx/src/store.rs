@@ -506,8 +506,8 @@ impl SqlStore {
     }
 
     /// Installs (or replaces) the PostgreSQL trigger that notifies every instance
-    /// [listening](Self::listen_for_changes) when a row is deleted or its `token`,
-    /// `abilities`, `expires_at` or `tokenable_*` change, by whatever application; never
+    /// [listening](Self::listen_for_changes) when a row is deleted or a column a lookup reads
+    /// changes, or a second factor is made pending or confirmed, by whatever application; never
     /// on the `last_used_at` writes. Opt-in: run it once, after [`migrate`](Self::migrate),
     /// from a deployment step or one instance; see the [crate documentation](crate#notifications-postgresql)
     /// for the SQL it runs. [`StoreError::Invalid`] on another engine or for a channel
@@ -524,7 +524,7 @@ impl SqlStore {
     /// notifications sent while it was away are lost). The listener has its own
     /// connection, made with the pool's options, and runs until
     /// [`shutdown`](Self::shutdown) or the store is dropped; calling this again restarts
-    /// it. [`StoreError::Invalid`] on another engine, or when the trigger is missing;
+    /// it. [`StoreError::Invalid`] on another engine, or when the trigger is missing or older;
     /// [`StoreError::Backend`] when the database cannot be reached.
     pub async fn listen_for_changes(&self) -> Result<(), StoreError> {
         notify::listen(self).await

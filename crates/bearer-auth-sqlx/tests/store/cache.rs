@@ -22,6 +22,8 @@ on_every_engine!(
     identical_concurrent_misses_make_one_query,
     a_refused_token_retried_costs_one_query_per_time_to_live,
     a_flood_of_wrong_tokens_leaves_good_keys_cached,
+    cancelled_waiters_leave_a_joined_miss_joined,
+    another_keys_eviction_keeps_an_answer_in_flight,
 );
 
 /// The answer of the cache, without awaiting: `None` when the database must be asked.
@@ -345,4 +347,102 @@ async fn a_flood_of_wrong_tokens_leaves_good_keys_cached(db: &TestDb) {
         db.kind,
         stats.lookups - before
     );
+}
+
+/// Requests that give up while they wait for a query (their clients went away) leave it
+/// to the others: every later identical request still joins it.
+async fn cancelled_waiters_leave_a_joined_miss_joined(db: &TestDb) {
+    // Every query of this store waits for the one connection, held here.
+    let pool = db.one_connection_pool().await;
+    let store = SqlStore::new(pool.clone());
+    store.migrate().await.unwrap();
+    let key = store.create(NewToken::new(7, "k")).await.unwrap();
+    let token = key.plain_text_token().as_str().to_owned();
+    let before = lookups(&store);
+    let held = hold_connection(&pool).await;
+    let mut joined = Vec::new();
+    for _ in 0..10 {
+        let (s, t) = (store.clone(), token.clone());
+        joined.push(tokio::spawn(
+            async move { reason(s.verify(&bearer(&t)).await) },
+        ));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let (s, t) = (store.clone(), token.clone());
+        let quitter = tokio::spawn(async move { reason(s.verify(&bearer(&t)).await) });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        quitter.abort();
+        assert!(quitter.await.unwrap_err().is_cancelled());
+    }
+    assert_eq!(lookups(&store) - before, 1, "while held");
+    drop(held);
+    for task in joined {
+        assert_eq!(task.await.unwrap(), "ok");
+    }
+    assert_eq!(lookups(&store) - before, 1);
+    assert_eq!(cached(&store, &token), Some("ok"));
+    pool.close().await;
+}
+
+/// The one connection of `pool`, held until dropped.
+async fn hold_connection(pool: &Pool) -> Box<dyn Send> {
+    match pool {
+        Pool::Sqlite(p) => Box::new(p.acquire().await.unwrap()),
+        Pool::Postgres(p) => Box::new(p.acquire().await.unwrap()),
+        Pool::MySql(p) => Box::new(p.acquire().await.unwrap()),
+        _ => unreachable!(),
+    }
+}
+
+/// Holds back every lookup (they read `bearer_auth_pending_second_factors`), but no
+/// write to `personal_access_tokens`. `None` on SQLite, whose readers never wait.
+async fn hold_lookups(db: &TestDb) -> Option<Held> {
+    match &db.pool {
+        Pool::Postgres(p) => {
+            let mut tx = p.begin().await.unwrap();
+            sqlx::query("lock table bearer_auth_pending_second_factors in access exclusive mode")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            Some(Held::Postgres(tx))
+        }
+        Pool::MySql(p) => {
+            let mut conn = p.acquire().await.unwrap();
+            sqlx::raw_sql("lock tables bearer_auth_pending_second_factors write")
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+            Some(Held::MySql(conn))
+        }
+        _ => None,
+    }
+}
+
+/// A key regenerated (evicted here) while another key's lookup is in flight costs that
+/// lookup nothing: its answer is cached. Someone regenerating their own key again and
+/// again cannot keep the cache from filling.
+async fn another_keys_eviction_keeps_an_answer_in_flight(db: &TestDb) {
+    let store = db.store().await;
+    let good = store.create(NewToken::new(7, "good")).await.unwrap();
+    let good = good.plain_text_token().as_str().to_owned();
+    let other = store
+        .create(NewToken::new(666, "someone else's"))
+        .await
+        .unwrap();
+    let Some(held) = hold_lookups(db).await else {
+        return;
+    };
+    let before = lookups(&store);
+    let verifying = tokio::spawn({
+        let (store, good) = (store.clone(), good.clone());
+        async move { reason(store.verify(&bearer(&good)).await) }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(lookups(&store) - before, 1, "the lookup is in flight");
+    for _ in 0..3 {
+        store.regenerate(&666, other.id()).await.unwrap();
+    }
+    held.release().await;
+    assert_eq!(verifying.await.unwrap(), "ok");
+    assert_eq!(cached(&store, &good), Some("ok"));
+    assert_eq!(lookups(&store) - before, 1);
 }

@@ -23,6 +23,7 @@ use sqlx::{
     Row,
     mysql::{MySqlConnectOptions, MySqlPoolOptions},
     postgres::{PgConnectOptions, PgPoolOptions},
+    sqlite::SqlitePoolOptions,
 };
 
 pub(crate) const POSTGRES_URL: &str = "BEARER_AUTH_POSTGRES_URL";
@@ -226,6 +227,32 @@ impl TestDb {
                 .await
                 .unwrap()
                 .into(),
+        }
+    }
+
+    /// A pool of one connection on this database, made with the options of `pool`: a
+    /// test that holds that connection holds back every query of a store on it.
+    pub(crate) async fn one_connection_pool(&self) -> Pool {
+        match &self.pool {
+            Pool::Sqlite(p) => SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with((*p.connect_options()).clone())
+                .await
+                .unwrap()
+                .into(),
+            Pool::Postgres(p) => PgPoolOptions::new()
+                .max_connections(1)
+                .connect_with((*p.connect_options()).clone())
+                .await
+                .unwrap()
+                .into(),
+            Pool::MySql(p) => MySqlPoolOptions::new()
+                .max_connections(1)
+                .connect_with((*p.connect_options()).clone())
+                .await
+                .unwrap()
+                .into(),
+            _ => unreachable!(),
         }
     }
 

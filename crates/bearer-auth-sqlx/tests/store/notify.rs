@@ -12,7 +12,7 @@ use sqlx::postgres::PgListener;
 use crate::{
     cache::cached,
     common::{Kind, TestDb, bearer, reason, run},
-    proxy::Proxy,
+    proxy::{Freezer, Proxy},
 };
 
 /// A channel of this test's own: the tests share one server.
@@ -245,6 +245,29 @@ async fn the_trigger_fires_only_on_what_a_verification_reads() {
         )])
         .await;
         assert_eq!(next(&mut listener).await, digest);
+        // `created_at`, for the maximum age.
+        db.exec(&[&format!(
+            "update personal_access_tokens set created_at = created_at - interval '1 day' where id = {id}"
+        )])
+        .await;
+        assert_eq!(next(&mut listener).await, digest);
+        // A second factor put back in front of the key, and confirmed again.
+        db.exec(&[&format!(
+            "insert into bearer_auth_pending_second_factors (token_id) values ({id})"
+        )])
+        .await;
+        assert_eq!(next(&mut listener).await, digest);
+        db.exec(&[&format!(
+            "delete from bearer_auth_pending_second_factors where token_id = {id}"
+        )])
+        .await;
+        assert_eq!(next(&mut listener).await, digest);
+        // Still nothing on `last_used_at`.
+        db.exec(&[&format!(
+            "update personal_access_tokens set last_used_at = now() - interval '1 minute' where id = {id}"
+        )])
+        .await;
+        nothing_within(&mut listener, quiet).await;
         let regenerated = store.regenerate(&7, id).await.unwrap();
         assert_eq!(next(&mut listener).await, digest);
         let digest = regenerated.plain_text_token().hash().to_hex();
@@ -252,13 +275,24 @@ async fn the_trigger_fires_only_on_what_a_verification_reads() {
         assert_eq!(next(&mut listener).await, digest);
         nothing_within(&mut listener, quiet).await;
 
-        // A confirmed second factor names its key.
+        // A key created behind a second factor names itself once (its pending second
+        // factor is inserted), and once more when the second factor is confirmed.
         let key = store
             .create(NewToken::new(7, "2fa").second_factor_pending(true))
             .await
             .unwrap();
+        let digest = key.plain_text_token().hash().to_hex();
+        assert_eq!(next(&mut listener).await, digest);
         store.confirm_second_factor(&7, key.id()).await.unwrap();
-        assert_eq!(next(&mut listener).await, key.plain_text_token().hash().to_hex());
+        assert_eq!(next(&mut listener).await, digest);
+
+        // The id, which a token `{id}|...` must match.
+        db.exec(&[&format!(
+            "update personal_access_tokens set id = id + 1000000 where id = {}",
+            key.id()
+        )])
+        .await;
+        assert_eq!(next(&mut listener).await, digest);
 
         // Emptied by another application: everything.
         db.exec(&["truncate personal_access_tokens"]).await;
@@ -345,3 +379,193 @@ async fn notifications_are_postgresql_only() {
     })
     .await;
 }
+
+/// Two instances with notifications and a time to live far longer than the test, a
+/// maximum age of a day: `here` installs the trigger, `there` listens.
+async fn two_instances(db: &TestDb, channel: &str, there_pool: Pool) -> (SqlStore, SqlStore) {
+    let day = Duration::from_secs(86_400);
+    let here = SqlStore::builder(db.pool.clone())
+        .notify_channel(channel)
+        .max_age(day)
+        .build();
+    here.migrate().await.unwrap();
+    here.install_notify_trigger().await.unwrap();
+    let there = SqlStore::builder(there_pool)
+        .notify_channel(channel)
+        .max_age(day)
+        .cache_ttl(Duration::from_secs(600))
+        .build();
+    there.listen_for_changes().await.unwrap();
+    (here, there)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn created_at_and_a_new_pending_second_factor_reach_another_instance() {
+    run(Kind::Postgres, async |db: &TestDb| {
+        let channel = channel();
+        let (here, there) = two_instances(db, &channel, db.another_pool().await).await;
+        let second = Duration::from_secs(1);
+
+        // Another application ages a key past the maximum age.
+        let (id, token) = issue(&here, &there, "aged").await;
+        db.exec(&[&format!(
+            "update personal_access_tokens set created_at = now() - interval '2 days' where id = {id}"
+        )])
+        .await;
+        let at = Instant::now();
+        let delay = until(&there, &token, at, second, |a| {
+            a.as_ref().is_err_and(|e| e.reason() == "expired")
+        })
+        .await;
+        eprintln!("postgres, with notify: created_at set by SQL, seen on the other after {delay:?}");
+
+        // And puts a key back behind a second factor.
+        let (id, token) = issue(&here, &there, "2fa again").await;
+        db.exec(&[&format!(
+            "insert into bearer_auth_pending_second_factors (token_id) values ({id})"
+        )])
+        .await;
+        let at = Instant::now();
+        let delay = until(&there, &token, at, second, |a| {
+            a.as_ref().is_ok_and(AccessToken::is_second_factor_pending)
+        })
+        .await;
+        eprintln!("postgres, with notify: a second factor made pending by SQL, seen on the other after {delay:?}");
+        here.shutdown().await.unwrap();
+        there.shutdown().await.unwrap();
+    })
+    .await;
+}
+
+/// The trigger as a version without `id`, `created_at` and the pending second factors
+/// inserted installed it.
+const OLDER_TRIGGERS: &[&str] = &[
+    r"create or replace function bearer_auth_sqlx_notify() returns trigger language plpgsql as $$
+begin
+  if tg_op = 'TRUNCATE' then
+    perform pg_notify(tg_argv[0], '*');
+  else
+    perform pg_notify(tg_argv[0], old.token);
+  end if;
+  return null;
+end
+$$",
+    r"create or replace function bearer_auth_sqlx_notify_pending() returns trigger language plpgsql as $$
+declare
+  digest text;
+begin
+  execute format('select token from %I.personal_access_tokens where id = $1', tg_table_schema)
+    into digest using old.token_id;
+  if digest is not null then
+    perform pg_notify(tg_argv[0], digest);
+  end if;
+  return null;
+end
+$$",
+    "create trigger bearer_auth_sqlx_notify_delete after delete on personal_access_tokens for each row execute function bearer_auth_sqlx_notify('CHANNEL')",
+    "create trigger bearer_auth_sqlx_notify_update after update of token, abilities, expires_at, tokenable_type, tokenable_id on personal_access_tokens for each row when (old.token is distinct from new.token or old.abilities is distinct from new.abilities or old.expires_at is distinct from new.expires_at or old.tokenable_type is distinct from new.tokenable_type or old.tokenable_id is distinct from new.tokenable_id) execute function bearer_auth_sqlx_notify('CHANNEL')",
+    "create trigger bearer_auth_sqlx_notify_truncate after truncate on personal_access_tokens for each statement execute function bearer_auth_sqlx_notify('CHANNEL')",
+    "create trigger bearer_auth_sqlx_notify_pending after delete on bearer_auth_pending_second_factors for each row execute function bearer_auth_sqlx_notify_pending('CHANNEL')",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn installing_replaces_an_older_trigger() {
+    run(Kind::Postgres, async |db: &TestDb| {
+        let channel = channel();
+        let store = SqlStore::builder(db.pool.clone())
+            .notify_channel(channel.clone())
+            .build();
+        store.migrate().await.unwrap();
+        for statement in OLDER_TRIGGERS {
+            db.exec(&[&statement.replace("CHANNEL", &channel)]).await;
+        }
+        // Not listened to: it would miss changes.
+        match store.listen_for_changes().await {
+            Err(StoreError::Invalid(message)) => {
+                assert!(message.contains("older version"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        store.install_notify_trigger().await.unwrap();
+        store.listen_for_changes().await.unwrap();
+        let mut listener = listen(db, &channel).await;
+        let key = store.create(NewToken::new(7, "k")).await.unwrap();
+        let (id, digest) = (key.id(), key.plain_text_token().hash().to_hex());
+        db.exec(&[&format!(
+            "update personal_access_tokens set created_at = created_at - interval '1 day' where id = {id}"
+        )])
+        .await;
+        assert_eq!(next(&mut listener).await, digest);
+        db.exec(&[&format!(
+            "insert into bearer_auth_pending_second_factors (token_id) values ({id})"
+        )])
+        .await;
+        assert_eq!(next(&mut listener).await, digest);
+        // Replaced, not added to: one notification per change.
+        nothing_within(&mut listener, Duration::from_millis(400)).await;
+        store.shutdown().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silently_dead_listener_connection_is_noticed() {
+    run(Kind::Postgres, async |db: &TestDb| {
+        let channel = channel();
+        let freezer = Freezer::start(db.server_addr()).await;
+        let query_timeout = Duration::from_secs(1);
+        let day = Duration::from_secs(86_400);
+        let here = SqlStore::builder(db.pool.clone())
+            .notify_channel(channel.clone())
+            .build();
+        here.migrate().await.unwrap();
+        here.install_notify_trigger().await.unwrap();
+        let there = SqlStore::builder(db.pool_through(freezer.addr()))
+            .notify_channel(channel)
+            .max_age(day)
+            .cache_ttl(Duration::from_secs(600))
+            .query_timeout(query_timeout)
+            .build();
+        // The pool's first connection (the check for the trigger), then the listener's.
+        assert_eq!(freezer.connections(), 0);
+        there.listen_for_changes().await.unwrap();
+        assert_eq!(freezer.connections(), 2);
+        let (id, token) = issue(&here, &there, "k").await;
+
+        // The path of the listener's connection silently goes: no reset, no close.
+        freezer.freeze(1);
+        here.revoke(&7, id).await.unwrap();
+        let revoked = Instant::now();
+        let limit = HEARTBEAT + query_timeout + Duration::from_secs(1);
+        let delay = until(&there, &token, revoked, limit, refused).await;
+        eprintln!(
+            "postgres, with notify: a key revoked while the listener's connection was silently dead, refused on the other after {delay:?}"
+        );
+
+        // Listening again, on a new connection: the next revocation is seen within a
+        // second.
+        assert_eq!(freezer.connections(), 3);
+        let (id, token) = issue(&here, &there, "after").await;
+        here.revoke(&7, id).await.unwrap();
+        let at = Instant::now();
+        until(&there, &token, at, Duration::from_secs(1), refused).await;
+
+        // Stopped while its connection is silently dead: the stop does not wait for it
+        // past the query timeout.
+        freezer.freeze(2);
+        let stopping = Instant::now();
+        tokio::time::timeout(query_timeout + Duration::from_secs(1), there.shutdown())
+            .await
+            .expect("stopped within the query timeout")
+            .unwrap();
+        eprintln!(
+            "postgres, with notify: stopped with its connection silently dead in {:?}",
+            stopping.elapsed()
+        );
+        here.shutdown().await.unwrap();
+    })
+    .await;
+}
+
+/// How often the listener checks its connection: the crate's interval, documented.
+const HEARTBEAT: Duration = Duration::from_secs(5);
