@@ -1,6 +1,6 @@
 //! What a verifier hands back for an accepted token.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 /// The identity a [`TokenVerifier`](crate::TokenVerifier) returns for an accepted token.
 ///
@@ -78,7 +78,18 @@ impl<P: Principal> Principal for Arc<P> {
 /// assert!(Abilities::all().can("anything"));
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Abilities(Arc<[Box<str>]>);
+pub struct Abilities(Names);
+
+/// The names. `["*"]` alone, the default of every key, is held without a list or a
+/// reference count: cloning it, as every verification of such a key does, touches no
+/// memory shared between threads.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Names {
+    /// `["*"]`.
+    All,
+    /// Any other list, shared.
+    List(Arc<[Box<str>]>),
+}
 
 impl Abilities {
     /// The given abilities.
@@ -87,41 +98,80 @@ impl Abilities {
         I: IntoIterator<Item = S>,
         S: Into<Box<str>>,
     {
-        Self(abilities.into_iter().map(Into::into).collect())
+        let names: Arc<[Box<str>]> = abilities.into_iter().map(Into::into).collect();
+        match &*names {
+            [only] if &**only == "*" => Self::all(),
+            _ => Self(Names::List(names)),
+        }
     }
 
-    /// `["*"]`: every ability (Sanctum's default for a new token). Shared: keys created
-    /// with it hold one pointer, not a list of their own.
-    pub fn all() -> Self {
-        static ALL: OnceLock<Abilities> = OnceLock::new();
-        ALL.get_or_init(|| Self::new(["*"])).clone()
+    /// `["*"]`: every ability (Sanctum's default for a new token). Held without a list
+    /// of its own or a reference count.
+    pub const fn all() -> Self {
+        Self(Names::All)
     }
 
     /// No ability at all.
     pub fn none() -> Self {
-        Self(Arc::from([]))
+        Self(Names::List(Arc::from([])))
     }
 
     /// Sanctum's rule: `*` grants every ability, otherwise an exact match is needed.
     pub fn can(&self, ability: &str) -> bool {
-        self.0.iter().any(|a| &**a == "*" || &**a == ability)
+        match &self.0 {
+            Names::All => true,
+            Names::List(names) => names.iter().any(|a| &**a == "*" || &**a == ability),
+        }
     }
 
     /// The ability names, in the order they were given.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> {
-        self.0.iter().map(|a| &**a)
+        const NONE: &[Box<str>] = &[];
+        let names: &[Box<str>] = match &self.0 {
+            Names::All => NONE,
+            Names::List(names) => names,
+        };
+        let star = matches!(self.0, Names::All).then_some("*");
+        Star {
+            star,
+            rest: names.iter(),
+        }
     }
 
     /// How many names there are.
     pub fn len(&self) -> usize {
-        self.0.len()
+        match &self.0 {
+            Names::All => 1,
+            Names::List(names) => names.len(),
+        }
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len() == 0
     }
 }
+
+/// [`Abilities::iter`]: `*` for [`Names::All`], else the list's names.
+struct Star<'a> {
+    star: Option<&'static str>,
+    rest: std::slice::Iter<'a, Box<str>>,
+}
+
+impl<'a> Iterator for Star<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        self.star.take().or_else(|| self.rest.next().map(|a| &**a))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = usize::from(self.star.is_some()) + self.rest.len();
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for Star<'_> {}
 
 impl std::fmt::Debug for Abilities {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -163,6 +213,21 @@ mod tests {
     fn defaults_deny_abilities_and_have_no_pending_factor() {
         assert!(!"user".to_owned().has_ability("*"));
         assert!(!7_u64.second_factor_pending());
+    }
+
+    #[test]
+    fn every_ability_is_one_star_however_made() {
+        let made = Abilities::new(["*"]);
+        assert_eq!(made, Abilities::all());
+        assert_eq!(Abilities::all().iter().collect::<Vec<_>>(), ["*"]);
+        assert_eq!(Abilities::all().len(), 1);
+        assert!(!Abilities::all().is_empty());
+        assert_eq!(format!("{:?}", Abilities::all()), r#"["*"]"#);
+        // A longer list holding `*` grants everything too, and keeps its names.
+        let both = Abilities::new(["read", "*"]);
+        assert_ne!(both, Abilities::all());
+        assert_eq!(both.iter().collect::<Vec<_>>(), ["read", "*"]);
+        assert!(both.can("write"));
     }
 
     #[test]
