@@ -43,7 +43,7 @@ use std::{
         Arc,
         atomic::{AtomicU64, AtomicUsize, Ordering},
     },
-    time::{Duration, SystemTime},
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use bearer_auth::{InvalidReason, TokenHash};
@@ -104,6 +104,8 @@ struct Kept<V> {
 struct Bounded<V> {
     entries: Quick<TokenHash, Kept<V>>,
     ttl: Duration,
+    /// When the stale entries were last swept out, in ms since the Unix epoch.
+    swept: AtomicU64,
 }
 
 impl<V: Clone> Bounded<V> {
@@ -111,6 +113,7 @@ impl<V: Clone> Bounded<V> {
         (capacity > 0 && !ttl.is_zero()).then(|| Self {
             entries: Quick::new(usize::try_from(capacity).unwrap_or(usize::MAX)),
             ttl,
+            swept: AtomicU64::new(0),
         })
     }
 
@@ -131,7 +134,35 @@ impl<V: Clone> Bounded<V> {
     }
 
     fn insert(&self, digest: TokenHash, value: V, since: SystemTime) {
+        self.sweep(since);
         self.entries.insert(digest, Kept { value, since });
+    }
+
+    /// Takes the stale entries out, at most once per tenth of the time to live (a scan
+    /// of the cache, about a millisecond at 10,000 entries). quick_cache has no expiry:
+    /// an entry past its time to live goes only when it is read again or pushed out. A
+    /// full cache of such entries would leave new ones only its small admission queue,
+    /// so that a flood of new tokens, each sent a few times within the time to live,
+    /// pushed its own refusals out before their repeats came and made a query for each
+    /// repeat. Swept, the stale entries make room first.
+    fn sweep(&self, now: SystemTime) {
+        let Ok(now_ms) = now.duration_since(UNIX_EPOCH).map(|d| d.as_millis()) else {
+            return;
+        };
+        let now_ms = u64::try_from(now_ms).unwrap_or(u64::MAX);
+        let every = u64::try_from(self.ttl.as_millis() / 10)
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let last = self.swept.load(Ordering::Relaxed);
+        if now_ms.saturating_sub(last) < every
+            || self
+                .swept
+                .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        self.entries.retain(|_, kept| self.fresh(kept.since, now));
     }
 
     /// How many entries are in force at `now`, the stale ones removed first.
@@ -361,6 +392,38 @@ mod tests {
             second_factor_pending: false,
             noted: std::sync::atomic::AtomicI64::new(0),
         }))
+    }
+
+    /// A full cache of entries read often (so kept by quick_cache's admission) whose
+    /// time to live has run out: new refusals, each repeated, are kept for their repeats
+    /// (the stale entries are swept out first), not pushed out of the small admission
+    /// queue before their repeat comes (a query per repeat under a flood).
+    #[test]
+    fn stale_entries_make_room_for_new_ones() {
+        let ttl = Duration::from_secs(5);
+        let refusals = Bounded::new(1000, ttl).unwrap();
+        let digest = |n: u32| TokenHash::of(&format!("token {n}"));
+        let start = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        // 700 entries in a cache of 1000 (quick_cache's 8 or so shards each hold an
+        // eighth: a margin for an uneven spread), each read twice.
+        for n in 0..700 {
+            refusals.insert(digest(n), InvalidReason::Unknown, start);
+        }
+        for _ in 0..2 {
+            for n in 0..700 {
+                refusals.get(&digest(n), start);
+            }
+        }
+        // The time to live ran out: a flood of 700 new tokens, each sent twice.
+        let later = start + ttl + Duration::from_secs(1);
+        let mut kept = 0;
+        for n in 700..1400 {
+            refusals.insert(digest(n), InvalidReason::Unknown, later);
+        }
+        for n in 700..1400 {
+            kept += usize::from(refusals.get(&digest(n), later).is_some());
+        }
+        assert_eq!(kept, 700);
     }
 
     fn id_of(found: Option<Found>) -> Option<u64> {
