@@ -41,7 +41,7 @@ use std::{
     future::Future,
     sync::{
         Arc,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -122,9 +122,17 @@ impl<V: Clone> Bounded<V> {
         now.duration_since(since).is_ok_and(|age| age < self.ttl)
     }
 
-    fn get(&self, digest: &TokenHash, now: SystemTime) -> Option<V> {
+    /// The entry for `digest` if in force at `now`; with `capped`, only if also younger
+    /// than [`DEFAULT_CACHE_TTL`].
+    fn get(&self, digest: &TokenHash, now: SystemTime, capped: bool) -> Option<V> {
         let kept = self.entries.get(digest)?;
-        if self.fresh(kept.since, now) {
+        let in_force = if capped {
+            now.duration_since(kept.since)
+                .is_ok_and(|age| age < self.ttl.min(DEFAULT_CACHE_TTL))
+        } else {
+            self.fresh(kept.since, now)
+        };
+        if in_force {
             return Some(kept.value);
         }
         // Gone stale: taken out unless a fresher answer replaced it meanwhile.
@@ -190,6 +198,10 @@ pub(crate) struct Cache {
     in_flight: DashMap<TokenHash, Arc<Flight>>,
     /// Queries run by [`load`](Self::load).
     lookups: AtomicU64,
+    /// Set while the notifications listener is away (lost its connection, not back yet):
+    /// evictions sent meanwhile are lost, so an entry is used only within
+    /// [`DEFAULT_CACHE_TTL`], whatever longer time to live the notifications allowed.
+    unwatched: AtomicBool,
     pub(crate) config: CacheConfig,
 }
 
@@ -199,6 +211,7 @@ impl Cache {
             rows: Bounded::new(config.capacity, config.ttl),
             refusals: Bounded::new(config.refusal_capacity, config.ttl),
             in_flight: DashMap::new(),
+            unwatched: AtomicBool::new(false),
             lookups: AtomicU64::new(0),
             config,
         }
@@ -207,13 +220,24 @@ impl Cache {
     /// The cached answer for `digest` still in force at `now` (the caller's reading of
     /// the clock), if any. Never waits.
     pub(crate) fn get(&self, digest: &TokenHash, now: SystemTime) -> Option<Found> {
-        if let Some(row) = self.rows.as_ref().and_then(|rows| rows.get(digest, now)) {
+        let capped = self.unwatched.load(Ordering::Acquire);
+        if let Some(row) = self
+            .rows
+            .as_ref()
+            .and_then(|rows| rows.get(digest, now, capped))
+        {
             return Some(Found::Row(row));
         }
         self.refusals
             .as_ref()
-            .and_then(|refusals| refusals.get(digest, now))
+            .and_then(|refusals| refusals.get(digest, now, capped))
             .map(Found::Refused)
+    }
+
+    /// Whether the notifications listener is away ([`unwatched`](Self::unwatched)).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn set_unwatched(&self, unwatched: bool) {
+        self.unwatched.store(unwatched, Ordering::Release);
     }
 
     /// The answer for `digest`: from the cache, or from `query`, run once for all the
@@ -228,7 +252,7 @@ impl Cache {
     {
         let joined = Joined::new(&self.in_flight, digest);
         let flight = &joined.flight;
-        flight
+        let answer = flight
             .answer
             .get_or_init(|| async {
                 let since = SystemTime::now();
@@ -244,7 +268,10 @@ impl Cache {
                 loaded
             })
             .await
-            .clone()
+            .clone();
+        #[cfg(test)]
+        tests::after_answer();
+        answer
     }
 
     /// Keeps an answer whose query started at `since`, unless `flight` is no longer the
@@ -289,7 +316,15 @@ impl Cache {
     /// later request joins it, its answer is not kept), then its entries.
     pub(crate) fn evict(&self, digest: &TokenHash) {
         self.in_flight.remove(digest);
+        self.forget_and_leave(digest);
+    }
+
+    /// The rest of [`evict`](Self::evict): the entries go, then the lookup in flight
+    /// again. A lookup begun since the first removal may have answered from the entry
+    /// just forgotten; nobody may join it once the eviction returns.
+    fn forget_and_leave(&self, digest: &TokenHash) {
         self.forget(digest);
+        self.in_flight.remove(digest);
     }
 
     /// Forgets everything (the notifications listener reconnected: what was sent while it
@@ -303,6 +338,8 @@ impl Cache {
         if let Some(refusals) = &self.refusals {
             refusals.entries.clear();
         }
+        // Again, as in `evict`: no lookup answered from a forgotten entry stays joinable.
+        self.in_flight.clear();
     }
 
     /// The counters, with the entries past their time to live removed first so that the
@@ -411,7 +448,7 @@ mod tests {
         }
         for _ in 0..2 {
             for n in 0..700 {
-                refusals.get(&digest(n), start);
+                refusals.get(&digest(n), start, false);
             }
         }
         // The time to live ran out: a flood of 700 new tokens, each sent twice.
@@ -421,9 +458,57 @@ mod tests {
             refusals.insert(digest(n), InvalidReason::Unknown, later);
         }
         for n in 700..1400 {
-            kept += usize::from(refusals.get(&digest(n), later).is_some());
+            kept += usize::from(refusals.get(&digest(n), later, false).is_some());
         }
         assert_eq!(kept, 700);
+    }
+
+    thread_local! {
+        /// Run by `load` once it has its answer, before it leaves the lookup: stands for
+        /// a request preempted at that point.
+        static AFTER_ANSWER: std::cell::RefCell<Option<Box<dyn FnOnce()>>> =
+            std::cell::RefCell::new(None);
+    }
+
+    pub(super) fn after_answer() {
+        if let Some(hook) = AFTER_ANSWER.with(|h| h.borrow_mut().take()) {
+            hook();
+        }
+    }
+
+    fn now_or_never<F: Future>(future: F) -> F::Output {
+        let mut future = std::pin::pin!(future);
+        match future
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+        {
+            std::task::Poll::Ready(out) => out,
+            std::task::Poll::Pending => panic!("pending"),
+        }
+    }
+
+    /// A request that misses just as `evict` runs may answer from the entry `evict` is
+    /// about to forget; a request that starts once `evict` returned never joins it.
+    #[test]
+    fn no_request_after_an_eviction_joins_a_lookup_answered_from_the_evicted_entry() {
+        let cache = Arc::new(Cache::new(CacheConfig::default()));
+        let digest = TokenHash::of("a");
+        now_or_never(cache.load(digest, || async { Ok(row(1)) })).unwrap();
+        // The first half of `evict` (the revocation committed: version 2 in the table).
+        cache.in_flight.remove(&digest);
+        let later = Arc::new(std::sync::Mutex::new(None));
+        AFTER_ANSWER.with(|hook| {
+            let (cache, later) = (Arc::clone(&cache), Arc::clone(&later));
+            *hook.borrow_mut() = Some(Box::new(move || {
+                // The rest of `evict`: then `revoke` returns, and another request comes.
+                cache.forget_and_leave(&digest);
+                let answer = now_or_never(cache.load(digest, || async { Ok(row(2)) }));
+                *later.lock().unwrap() = id_of(answer.ok());
+            }));
+        });
+        // The request that missed during `evict`: answered from version 1.
+        now_or_never(cache.load(digest, || async { Ok(row(2)) })).unwrap();
+        assert_eq!(*later.lock().unwrap(), Some(2));
     }
 
     fn id_of(found: Option<Found>) -> Option<u64> {

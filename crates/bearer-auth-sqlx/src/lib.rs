@@ -221,7 +221,12 @@
 //! default). When it loses its connection or finds it dead, it reconnects, on a new
 //! connection (each attempt bounded by the query timeout, then 100 ms before the next,
 //! for as long as the database is away), and then empties the whole cache, since what
-//! was sent meanwhile is lost. [`SqlStore::shutdown`] waits at most the query timeout
+//! was sent meanwhile is lost. While it is away, the cache answers only within the
+//! default time to live ([`DEFAULT_CACHE_TTL`], 5 s from an entry's query), however
+//! long the one the notifications allowed: a key revoked elsewhere meanwhile is refused
+//! here within 5 s, and a key cached just before a database outage still answers for
+//! those 5 s. Listening refuses a trigger that is missing, of an older version, or
+//! disabled (`alter table … disable trigger`). [`SqlStore::shutdown`] waits at most the query timeout
 //! for the listener's connection to close. The notifications carry the digests stored
 //! in the table, never a token.
 //!

@@ -169,7 +169,7 @@ mod pg {
             sqlx::query_scalar::<_, i64>(
                 "select count(*) from pg_trigger where tgname = any($1) and tgargs = $2 \
                  and tgrelid in (to_regclass('personal_access_tokens'), to_regclass('bearer_auth_pending_second_factors')) \
-                 and obj_description(oid, 'pg_trigger') = $3",
+                 and obj_description(oid, 'pg_trigger') = $3 and tgenabled in ('O', 'A')",
             )
             .bind(&names)
             .bind(expected)
@@ -183,7 +183,7 @@ mod pg {
         if usize::try_from(found).ok() != Some(TRIGGERS.len()) {
             return Err(StoreError::Invalid(
                 format!(
-                    "the notify trigger for channel {channel:?} is not installed on personal_access_tokens, or is an older version's: run install_notify_trigger"
+                    "the notify trigger for channel {channel:?} is not installed on personal_access_tokens, is an older version's, or is disabled: run install_notify_trigger"
                 )
                 .into(),
             ));
@@ -334,6 +334,11 @@ mod pg {
             // Left to its pool, which is dropped: a connection that stopped answering
             // may never be handed back.
             drop(connected);
+            // Evictions sent from now on are lost until the listener is back: meanwhile
+            // the cache answers only within the default time to live, not the longer one
+            // the notifications may have allowed. (Emptied now, it would turn every
+            // request into a query, 503 through a database outage.)
+            cache.set_unwatched(true);
             let mut failures: u32 = 0;
             connected = loop {
                 let attempt = tokio::select! {
@@ -365,6 +370,7 @@ mod pg {
             // Notifications sent while the listener was away are lost: nothing cached
             // before now can be trusted beyond what the time to live already bounds.
             cache.evict_all();
+            cache.set_unwatched(false);
             tracing::info!(target: "bearer_auth_sqlx", channel, "notifications listener reconnected; cache emptied");
         }
     }

@@ -1157,11 +1157,13 @@ impl TokenStore for SqlStore {
                 with_pool!(&self.inner.pool, p, Id, Ts => {
                     let owner = Id::try_from(*owner).map_err(not_representable)?;
                     let mut tx = p.begin_with(sql.begin_write).await?;
-                    old = sqlx::query_scalar::<_, String>(&sql.lock_owner_tokens)
+                    let locked = sqlx::query_as::<_, (Id, String)>(&sql.lock_owner_tokens)
                         .bind(&*self.inner.tokenable_type)
                         .bind(owner)
                         .fetch_all(&mut *tx)
                         .await?;
+                    let ids: Vec<Id> = locked.iter().map(|(id, _)| *id).collect();
+                    old = locked.into_iter().map(|(_, token)| token).collect();
                     sqlx::query(&sql.revoke_all_pending)
                         .bind(&*self.inner.tokenable_type)
                         .bind(owner)
@@ -1177,12 +1179,20 @@ impl TokenStore for SqlStore {
                         old.extend(deleted);
                         n
                     } else {
-                        sqlx::query(&sql.revoke_all)
-                            .bind(&*self.inner.tokenable_type)
-                            .bind(owner)
-                            .execute(&mut *tx)
-                            .await?
-                            .rows_affected()
+                        // Exactly the rows locked above, whose digests are known: under
+                        // READ COMMITTED a delete by owner would also take a key committed
+                        // since, without a digest to evict (MySQL has no `returning`).
+                        let mut n = 0;
+                        for id in ids {
+                            n += sqlx::query(&sql.revoke)
+                                .bind(id)
+                                .bind(&*self.inner.tokenable_type)
+                                .bind(owner)
+                                .execute(&mut *tx)
+                                .await?
+                                .rows_affected();
+                        }
+                        n
                     };
                     tx.commit().await?;
                     Ok(n)
@@ -1386,10 +1396,10 @@ impl Queries {
                 "delete from bearer_auth_pending_second_factors where token_id in \
                  (select id from personal_access_tokens where tokenable_type = ? and tokenable_id = ?)",
             ),
-            // Under READ COMMITTED (PostgreSQL) the delete sees a key committed after the
-            // lock above read the owner's digests: it says which it deleted, so that
-            // every one is evicted. (SQLite's write lock and MySQL's next-key locks keep
-            // such a key out.)
+            // Under READ COMMITTED (PostgreSQL's default) the delete sees a key committed
+            // after the lock read the owner's digests: it says which it deleted, so that
+            // every one is evicted. MySQL has no `returning`: there `revoke_all` deletes
+            // the locked rows one by one instead (`revoke`), and this is unused.
             revoke_all: match engine {
                 Engine::Postgres | Engine::Sqlite => q(
                     "delete from personal_access_tokens where tokenable_type = ? and tokenable_id = ? returning token",
@@ -1402,7 +1412,7 @@ impl Queries {
             select_token: q(TOKEN),
             lock_token: q(&format!("{TOKEN}{lock}")),
             lock_owner_tokens: q(&format!(
-                "select token from personal_access_tokens where tokenable_type = ? and tokenable_id = ? order by id{lock}"
+                "select id, token from personal_access_tokens where tokenable_type = ? and tokenable_id = ? order by id{lock}"
             )),
             prune: q(
                 "delete from personal_access_tokens where tokenable_type = ? and (expires_at < ? or created_at < ?)",

@@ -202,3 +202,66 @@ async fn revoke_all_evicts_a_key_created_while_it_ran(db: &TestDb) {
     assert_eq!(db.count_rows().await, 0);
     assert_eq!(reason(store.verify(&bearer(&c)).await), "unknown");
 }
+
+/// MySQL/MariaDB under READ COMMITTED (a common production setting; no gap locks): a
+/// key created while `revoke_all` waits is not deleted by it (only the rows it locked
+/// are), so nothing deleted stays cached; the key created meanwhile is the owner's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoke_all_under_read_committed_leaves_nothing_deleted_in_the_cache() {
+    crate::common::run(Kind::Mysql, async |db: &TestDb| {
+        let Pool::MySql(p) = &db.pool else {
+            unreachable!()
+        };
+        let read_committed = sqlx::mysql::MySqlPoolOptions::new()
+            .max_connections(4)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::Executor::execute(
+                        &mut *conn,
+                        "set session transaction isolation level read committed",
+                    )
+                    .await?;
+                    Ok(())
+                })
+            })
+            .connect_with((*p.connect_options()).clone())
+            .await
+            .unwrap();
+        let store = SqlStore::builder(Pool::from(read_committed))
+            .cache_ttl(Duration::from_secs(600))
+            .query_timeout(Duration::from_secs(5))
+            .build();
+        store.migrate().await.unwrap();
+        let first = store
+            .create(NewToken::new(7, "first").second_factor_pending(true))
+            .await
+            .unwrap();
+        let mut blocker = p.begin().await.unwrap();
+        sqlx::query(
+            "select token_id from bearer_auth_pending_second_factors where token_id = ? for update",
+        )
+        .bind(first.id())
+        .fetch_all(&mut *blocker)
+        .await
+        .unwrap();
+        let s = store.clone();
+        let revoking = tokio::spawn(async move { s.revoke_all(&7).await });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let late = tokio::time::timeout(
+            Duration::from_secs(2),
+            store.create(NewToken::new(7, "late")),
+        )
+        .await
+        .expect("the creation waited for revoke_all")
+        .unwrap();
+        let late = late.plain_text_token().as_str().to_owned();
+        assert_eq!(reason(store.verify(&bearer(&late)).await), "ok");
+        blocker.rollback().await.unwrap();
+        assert_eq!(revoking.await.unwrap().unwrap(), 1);
+        // The cached answer and the database agree.
+        let rows = db.count_rows().await;
+        let answer = reason(store.verify(&bearer(&late)).await);
+        assert_eq!((rows, answer), (1, "ok"));
+    })
+    .await;
+}

@@ -569,3 +569,148 @@ async fn a_silently_dead_listener_connection_is_noticed() {
 
 /// How often the listener checks its connection: the crate's interval, documented.
 const HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// A proxy that can stop taking new connections while the open ones keep working, and
+/// cut one of them: the listener's connection lost and no way back, the pool's fine.
+struct SplitProxy {
+    addr: std::net::SocketAddr,
+    accept: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl SplitProxy {
+    async fn start(upstream: std::net::SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>> =
+            std::sync::Arc::default();
+        let accept = tokio::spawn({
+            let conns = std::sync::Arc::clone(&conns);
+            async move {
+                while let Ok((mut client, _)) = listener.accept().await {
+                    let task = tokio::spawn(async move {
+                        if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                        }
+                    });
+                    conns.lock().unwrap().push(task);
+                }
+            }
+        });
+        Self {
+            addr,
+            accept: std::sync::Mutex::new(Some(accept)),
+            conns,
+        }
+    }
+
+    async fn stop_accepting(&self) {
+        let task = self.accept.lock().unwrap().take();
+        if let Some(task) = task {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.conns.lock().unwrap().len()
+    }
+
+    fn cut(&self, index: usize) {
+        self.conns.lock().unwrap()[index].abort();
+    }
+}
+
+/// The listener's connection is lost and it cannot get another (the server refuses new
+/// connections), while the pool keeps working: evictions sent meanwhile are lost, so
+/// the cache answers only within the default time to live (5 s), however long the one
+/// configured for the notifications (600 s here). A key revoked on another instance is
+/// refused here once its entry is 5 s old, not after 10 minutes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_that_cannot_reconnect_caps_the_cache_at_the_default_time_to_live() {
+    run(Kind::Postgres, async |db: &TestDb| {
+        let channel = channel();
+        let here = SqlStore::builder(db.pool.clone())
+            .notify_channel(channel.clone())
+            .build();
+        here.migrate().await.unwrap();
+        here.install_notify_trigger().await.unwrap();
+        let proxy = SplitProxy::start(db.server_addr()).await;
+        let Pool::Postgres(pool) = &db.pool else {
+            unreachable!()
+        };
+        let options: sqlx::postgres::PgConnectOptions = (*pool.connect_options())
+            .clone()
+            .host("127.0.0.1")
+            .port(proxy.addr.port());
+        let there_pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(2)
+            .min_connections(1)
+            .connect_with(options)
+            .await
+            .unwrap();
+        let there = SqlStore::builder(Pool::from(there_pool))
+            .notify_channel(channel)
+            .cache_ttl(Duration::from_secs(600))
+            .build();
+        there.listen_for_changes().await.unwrap();
+        let listener_connection = proxy.count() - 1;
+        let key = here.create(NewToken::new(7, "k")).await.unwrap();
+        let token = key.plain_text_token().as_str().to_owned();
+        let loaded = Instant::now();
+        assert_eq!(reason(there.verify(&bearer(&token)).await), "ok");
+        proxy.stop_accepting().await;
+        proxy.cut(listener_connection);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        here.revoke(&7, key.id()).await.unwrap();
+        // The pool still answers there.
+        let other = here.create(NewToken::new(8, "fresh")).await.unwrap();
+        assert_eq!(
+            reason(there.verify(&bearer(other.plain_text_token().as_str())).await),
+            "ok"
+        );
+        let mut last_accepted = None;
+        while loaded.elapsed() < DEFAULT_CACHE_TTL + Duration::from_secs(3) {
+            if reason(there.verify(&bearer(&token)).await) == "ok" {
+                last_accepted = Some(loaded.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        eprintln!(
+            "postgres, listener away: a revoked key last accepted {last_accepted:?} after it was cached"
+        );
+        assert!(
+            last_accepted.is_none_or(|at| at < DEFAULT_CACHE_TTL + Duration::from_millis(300)),
+            "{last_accepted:?}"
+        );
+        drop(tokio::time::timeout(Duration::from_secs(5), there.shutdown()).await);
+        drop(here.shutdown().await);
+    })
+    .await;
+}
+
+/// A disabled trigger notifies nothing: listening refuses it as it refuses a missing one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listening_refuses_a_disabled_trigger() {
+    run(Kind::Postgres, async |db: &TestDb| {
+        let store = SqlStore::builder(db.pool.clone())
+            .notify_channel(channel())
+            .build();
+        store.migrate().await.unwrap();
+        store.install_notify_trigger().await.unwrap();
+        db.exec(&[
+            "alter table personal_access_tokens disable trigger bearer_auth_sqlx_notify_delete",
+        ])
+        .await;
+        let outcome = store.listen_for_changes().await;
+        assert!(
+            matches!(outcome, Err(StoreError::Invalid(_))),
+            "{outcome:?}"
+        );
+        // Installed again, it is enabled again.
+        store.install_notify_trigger().await.unwrap();
+        store.listen_for_changes().await.unwrap();
+        store.shutdown().await.unwrap();
+    })
+    .await;
+}
