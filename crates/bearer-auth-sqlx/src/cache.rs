@@ -353,6 +353,7 @@ impl Cache {
                 .as_ref()
                 .map_or(0, |refusals| refusals.count(now)),
             lookups: self.lookups.load(Ordering::Relaxed),
+            listener_away: self.unwatched.load(Ordering::Acquire),
         }
     }
 }
@@ -409,6 +410,10 @@ pub struct CacheStats {
     /// Queries by digest run on the request path since the store was built: every
     /// database read a verification made.
     pub lookups: u64,
+    /// The notifications listener lost its connection and has not got another yet:
+    /// meanwhile the cache answers only within [`DEFAULT_CACHE_TTL`]. `false` without a
+    /// listener.
+    pub listener_away: bool,
 }
 
 #[cfg(test)]
@@ -773,7 +778,8 @@ mod tests {
             CacheStats {
                 rows: 0,
                 refusals: 0,
-                lookups: 1
+                lookups: 1,
+                listener_away: false,
             }
         );
     }
