@@ -787,6 +787,121 @@ mod tests {
         assert!(s.get(&alice, b.id()).is_none());
     }
 
+    /// Milliseconds since the epoch of a time the store reported.
+    fn ms(t: SystemTime) -> u64 {
+        to_ms(t)
+    }
+
+    #[tokio::test]
+    async fn a_listing_shows_exact_times_to_the_millisecond() {
+        let s = store();
+        let alice = "alice".to_owned();
+        // Ids 1 and 2 first: the key looked at below is not the first one.
+        s.create(NewToken::new("bob".into(), "x")).unwrap();
+        s.create(NewToken::new("bob".into(), "y")).unwrap();
+        let expires = UNIX_EPOCH + Duration::from_millis(now_ms() + 3_600_123);
+        let before = now_ms();
+        let expiring = s
+            .create(NewToken::new(alice.clone(), "expiring").expires_at(expires))
+            .unwrap();
+        let never = s.create(NewToken::new(alice.clone(), "never")).unwrap();
+        let after = now_ms();
+        assert_eq!((expiring.id(), never.id()), (3, 4));
+
+        let listed = s.list(&alice);
+        assert_eq!(listed.len(), 2);
+        let (e, n) = (&listed[0], &listed[1]);
+        assert_eq!((e.id, &*e.name, &e.owner), (3, "expiring", &alice));
+        assert_eq!(e.expires_at, Some(expires));
+        assert_eq!(n.expires_at, None);
+        for info in &listed {
+            assert!((before..=after).contains(&ms(info.created_at)));
+            assert_eq!(info.last_used_at, None);
+            assert!(!info.second_factor_pending);
+        }
+
+        // Used: `last_used_at` is the time of the use, to the millisecond.
+        let before = now_ms();
+        s.verify(&bearer(expiring.plain_text_token().as_str()))
+            .await
+            .unwrap();
+        let after = now_ms();
+        let used = s.get(&alice, expiring.id()).unwrap();
+        let at = ms(used.last_used_at.unwrap());
+        assert!(
+            (before..=after).contains(&at),
+            "{before} <= {at} <= {after}"
+        );
+        assert_eq!(used.expires_at, Some(expires));
+        // The other key was not used.
+        assert_eq!(s.get(&alice, never.id()).unwrap().last_used_at, None);
+        assert_eq!(s.list(&alice)[0].last_used_at, used.last_used_at);
+    }
+
+    #[tokio::test]
+    async fn last_used_at_is_written_at_most_once_a_second() {
+        let s = store();
+        let issued = s.create(NewToken::new("a".into(), "k")).unwrap();
+        let token = bearer(issued.plain_text_token().as_str());
+        let last_used = || {
+            ms(s.get(&"a".into(), issued.id())
+                .unwrap()
+                .last_used_at
+                .unwrap())
+        };
+        // A second use in the same second as the first leaves the first one's time.
+        for attempt in 0.. {
+            assert!(attempt < 20, "no two uses fell in one second");
+            let before = now_ms();
+            s.verify(&token).await.unwrap();
+            let first = last_used();
+            assert!(first >= before, "{first} >= {before}");
+            std::thread::sleep(Duration::from_millis(5));
+            let before = now_ms();
+            s.verify(&token).await.unwrap();
+            let after = now_ms();
+            if before / 1000 == first / 1000 && after / 1000 == first / 1000 {
+                assert_eq!(last_used(), first);
+                break;
+            }
+            // The second use fell in another second: try again.
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // A use in a later second is written, with its own time.
+        let first = last_used();
+        std::thread::sleep(Duration::from_millis(1000 - first % 1000 + 5));
+        let before = now_ms();
+        s.verify(&token).await.unwrap();
+        let after = now_ms();
+        let second = last_used();
+        assert!(second / 1000 > first / 1000);
+        assert!(
+            (before..=after).contains(&second),
+            "{before} <= {second} <= {after}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_principal_carries_its_keys_id() {
+        let s = store();
+        for _ in 0..4 {
+            s.create(NewToken::new("b".into(), "k")).unwrap();
+        }
+        let issued = s.create(NewToken::new("a".into(), "k")).unwrap();
+        assert_eq!(issued.id(), 5);
+        let by_token = s
+            .verify(&bearer(issued.plain_text_token().as_str()))
+            .await
+            .unwrap();
+        assert_eq!(by_token.id(), 5);
+        let by_secret = s
+            .verify_now(&bearer(issued.plain_text_token().secret()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(by_secret.id(), 5);
+        assert_eq!(by_secret.owner(), "a");
+    }
+
     #[tokio::test]
     async fn revoke_all_deletes_only_that_owners_keys() {
         let s = store();
