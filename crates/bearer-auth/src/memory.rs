@@ -365,7 +365,12 @@ impl<O: Clone + Eq + Hash + Send + Sync + 'static> MemoryStore<O> {
     /// `older_than` ago (Sanctum's `sanctum:prune-expired --hours`). How many were
     /// deleted. Reads every key: call it from time to time, not per request.
     pub fn prune_expired(&self, older_than: Duration) -> usize {
-        let now = now_ms();
+        self.prune_expired_at(older_than, now_ms())
+    }
+
+    /// [`prune_expired`](Self::prune_expired) as of `now` (Unix milliseconds): tests pass
+    /// their own clock.
+    fn prune_expired_at(&self, older_than: Duration, now: u64) -> usize {
         let grace = duration_ms(older_than);
         let max_age = self.inner.max_age;
         let doomed = |key: &Key<O>| {
@@ -900,6 +905,100 @@ mod tests {
             .unwrap();
         assert_eq!(by_secret.id(), 5);
         assert_eq!(by_secret.owner(), "a");
+    }
+
+    #[test]
+    fn prune_expired_deletes_a_key_only_once_its_grace_is_over() {
+        let s = store();
+        let now = now_ms();
+        let expires = now - 10_000;
+        let key = s
+            .create(
+                NewToken::new("a".into(), "k")
+                    .expires_at(UNIX_EPOCH + Duration::from_millis(expires)),
+            )
+            .unwrap();
+        let grace = Duration::from_millis(2_000);
+        // `expires_at` plus the grace is now: not yet past.
+        assert_eq!(s.prune_expired_at(grace, expires + 2_000), 0);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.prune_expired_at(grace, expires + 2_001), 1);
+        assert!(s.get(&"a".into(), key.id()).is_none());
+    }
+
+    #[test]
+    fn prune_expired_deletes_a_key_only_once_its_maximum_age_and_grace_are_over() {
+        let s: MemoryStore<String> = MemoryStore::builder()
+            .max_age(Duration::from_millis(5_000))
+            .build();
+        let key = s.create(NewToken::new("a".into(), "k")).unwrap();
+        let created = ms(s.get(&"a".into(), key.id()).unwrap().created_at);
+        let grace = Duration::from_millis(2_000);
+        assert_eq!(s.prune_expired_at(grace, created + 7_000), 0);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.prune_expired_at(grace, created + 7_001), 1);
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn a_digest_is_split_into_its_index_and_the_rest_it_keeps() {
+        let bytes: [u8; 32] = std::array::from_fn(|i| u8::try_from(i + 1).unwrap());
+        let hash = TokenHash::from_bytes(bytes);
+        assert_eq!(prefix(&hash), u64::from_le_bytes([1, 2, 3, 4, 5, 6, 7, 8]));
+        let word = |at: usize| u64::from_ne_bytes(bytes[at..at + 8].try_into().unwrap());
+        assert_eq!(rest(&hash), [word(8), word(16), word(24)]);
+    }
+
+    #[test]
+    fn debug_shows_the_count_the_prefix_and_the_maximum_age() {
+        let s: MemoryStore<String> = MemoryStore::builder()
+            .key_generator(KeyGenerator::with_prefix("ph_").unwrap())
+            .max_age(Duration::from_secs(60))
+            .build();
+        assert!(s.is_empty());
+        s.create(NewToken::new("a".into(), "k")).unwrap();
+        assert!(!s.is_empty());
+        assert_eq!(s.len(), 1);
+        assert_eq!(
+            format!("{s:?}"),
+            r#"MemoryStore { keys: 1, prefix: "ph_", max_age_ms: Some(60000) }"#
+        );
+    }
+
+    #[tokio::test]
+    async fn the_store_trait_answers_what_the_methods_do() {
+        let s = store();
+        let alice = "alice".to_owned();
+        let now = SystemTime::now();
+        let mut ids = Vec::new();
+        for name in ["one", "two", "three"] {
+            let key = TokenStore::create(
+                &s,
+                NewToken::new(alice.clone(), name).expires_at(now - Duration::from_secs(7200)),
+            )
+            .await
+            .unwrap();
+            ids.push(key.id());
+        }
+        let listed = TokenStore::list(&s, &alice).await.unwrap();
+        assert_eq!(listed.iter().map(|i| i.id).collect::<Vec<_>>(), ids);
+        assert_eq!(&*listed[1].name, "two");
+        TokenStore::revoke(&s, &alice, ids[0]).await.unwrap();
+        // Two keys expired two hours ago: both pruned, and the count says so.
+        assert_eq!(
+            TokenStore::prune_expired(&s, Duration::from_secs(60))
+                .await
+                .unwrap(),
+            2
+        );
+        for _ in 0..3 {
+            TokenStore::create(&s, NewToken::new(alice.clone(), "k"))
+                .await
+                .unwrap();
+        }
+        assert_eq!(TokenStore::revoke_all(&s, &alice).await.unwrap(), 3);
+        assert_eq!(TokenStore::revoke_all(&s, &alice).await.unwrap(), 0);
+        assert_eq!(count(7), 7);
     }
 
     #[tokio::test]
