@@ -610,6 +610,22 @@ mod tests {
     }
 
     #[test]
+    fn key_errors_say_what_failed() {
+        assert_eq!(
+            KeyError::InvalidPrefix.to_string(),
+            "a key prefix may hold only A-Z a-z 0-9 - . _ ~ + /"
+        );
+        let entropy = KeyError::Entropy(getrandom::Error::UNSUPPORTED);
+        assert_eq!(
+            entropy.to_string(),
+            format!(
+                "the OS random number generator failed: {}",
+                getrandom::Error::UNSUPPORTED
+            )
+        );
+    }
+
+    #[test]
     fn prefix_is_validated() {
         assert!(matches!(
             KeyGenerator::with_prefix("a|b"),

@@ -686,6 +686,29 @@ mod tests {
     }
 
     #[test]
+    fn parse_errors_say_what_is_wrong() {
+        assert_eq!(
+            ParseError::Missing.to_string(),
+            "no bearer credentials in the request"
+        );
+        assert_eq!(
+            ParseError::Malformed.to_string(),
+            "malformed bearer credentials"
+        );
+        assert_eq!(
+            ParseError::TooLong.to_string(),
+            "bearer token longer than the accepted bound"
+        );
+    }
+
+    #[test]
+    fn a_parsed_token_is_never_empty() {
+        let t = BearerToken::from_token("a").unwrap();
+        assert!(!t.is_empty());
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
     fn debug_is_redacted() {
         let t = BearerToken::from_token("1|secret").unwrap();
         assert_eq!(format!("{t:?}"), "Bearer ******");
