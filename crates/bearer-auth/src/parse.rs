@@ -659,6 +659,9 @@ mod tests {
             format!("  Negotiate {long}"),
             format!("BearerX {long}"),
             format!("Bear{long}"),
+            // Six letters and a space, as `Bearer `: the scheme's name decides.
+            format!("Digest {long}"),
+            format!("Bearex\t{long}"),
             long.clone(),
         ] {
             assert_eq!(
