@@ -698,6 +698,27 @@ mod tests {
     }
 
     #[test]
+    fn the_getters_answer_what_was_configured() {
+        assert!(!Policy::new().is_optional());
+        assert!(Policy::new().optional().is_optional());
+        let a = Authenticator::new(())
+            .with_policy(Policy::new().optional())
+            .with_realm("api")
+            .unwrap();
+        assert!(a.policy().is_optional());
+        assert_eq!(a.challenge().missing_credentials(), r#"Bearer realm="api""#);
+        assert_eq!(
+            a.challenge().invalid_token(),
+            r#"Bearer realm="api", error="invalid_token""#
+        );
+        let a = a.map_policy(|_| Policy::new());
+        assert!(!a.policy().is_optional());
+        let plain = Authenticator::new(());
+        assert!(!plain.policy().is_optional());
+        assert_eq!(plain.challenge().missing_credentials(), "Bearer");
+    }
+
+    #[test]
     fn error_log_interval_is_configurable_and_shared_by_clones() {
         let a = Authenticator::new(());
         assert_eq!(a.error_log_interval(), crate::DEFAULT_ERROR_LOG_INTERVAL);

@@ -377,21 +377,26 @@ impl KeyGenerator {
 /// Fills `out` with characters drawn uniformly from `[A-Za-z0-9]` (rejection sampling
 /// over bytes from the OS CSPRNG).
 fn random_alphanumeric(out: &mut [u8]) -> Result<(), KeyError> {
-    // 248 = 4 * 62: bytes at or above it would bias the draw.
-    const LIMIT: u8 = 248;
     let mut buf = Zeroizing::new([0_u8; 64]);
     let mut filled = 0;
     while filled < out.len() {
         getrandom::fill(&mut buf[..]).map_err(KeyError::Entropy)?;
-        for &b in buf.iter().filter(|&&b| b < LIMIT) {
+        for c in buf.iter().filter_map(|&b| alphanumeric(b)) {
             if filled == out.len() {
                 break;
             }
-            out[filled] = ALPHANUMERIC[usize::from(b % 62)];
+            out[filled] = c;
             filled += 1;
         }
     }
     Ok(())
+}
+
+/// The character a random byte draws, or `None` for a byte that is rejected.
+fn alphanumeric(b: u8) -> Option<u8> {
+    // 248 = 4 * 62: bytes at or above it would bias the draw.
+    const LIMIT: u8 = 248;
+    (b < LIMIT).then(|| ALPHANUMERIC[usize::from(b % 62)])
 }
 
 /// `value` as 8 lower-case hex digits, on the stack (Sanctum's `%08x` of the CRC-32).
@@ -494,6 +499,15 @@ mod tests {
     }
 
     #[test]
+    fn hashing_a_digest_hashes_its_bytes() {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        let hasher = BuildHasherDefault::<DefaultHasher>::default();
+        let digest = TokenHash::of("a");
+        assert_eq!(hasher.hash_one(digest), hasher.hash_one(*digest.as_bytes()));
+        assert_ne!(hasher.hash_one(digest), hasher.hash_one(TokenHash::of("b")));
+    }
+
+    #[test]
     fn equality_is_by_value() {
         assert_eq!(TokenHash::of("a"), TokenHash::of("a"));
         assert_ne!(TokenHash::of("a"), TokenHash::of("b"));
@@ -561,6 +575,29 @@ mod tests {
     }
 
     #[test]
+    fn random_bytes_map_uniformly_and_the_biased_ones_are_rejected() {
+        assert_eq!(alphanumeric(0), Some(b'A'));
+        assert_eq!(alphanumeric(25), Some(b'Z'));
+        assert_eq!(alphanumeric(26), Some(b'a'));
+        assert_eq!(alphanumeric(61), Some(b'9'));
+        assert_eq!(alphanumeric(62), Some(b'A'));
+        // 247 = 3 * 62 + 61: the last byte kept.
+        assert_eq!(alphanumeric(247), Some(b'9'));
+        // From 248 = 4 * 62 on, a byte would make A-Z, a-d more likely: rejected.
+        for b in 248..=255 {
+            assert_eq!(alphanumeric(b), None);
+        }
+        // Each character is drawn by exactly four of the bytes kept.
+        let mut hits = [0_u8; 256];
+        for b in 0..=255 {
+            if let Some(c) = alphanumeric(b) {
+                hits[usize::from(c)] += 1;
+            }
+        }
+        assert!(ALPHANUMERIC.iter().all(|&c| hits[usize::from(c)] == 4));
+    }
+
+    #[test]
     fn entropy_uses_the_whole_alphabet() {
         let mut seen = [false; 256];
         let g = KeyGenerator::new();
@@ -570,6 +607,22 @@ mod tests {
             }
         }
         assert!(ALPHANUMERIC.iter().all(|&c| seen[usize::from(c)]));
+    }
+
+    #[test]
+    fn key_errors_say_what_failed() {
+        assert_eq!(
+            KeyError::InvalidPrefix.to_string(),
+            "a key prefix may hold only A-Z a-z 0-9 - . _ ~ + /"
+        );
+        let entropy = KeyError::Entropy(getrandom::Error::UNSUPPORTED);
+        assert_eq!(
+            entropy.to_string(),
+            format!(
+                "the OS random number generator failed: {}",
+                getrandom::Error::UNSUPPORTED
+            )
+        );
     }
 
     #[test]

@@ -365,7 +365,12 @@ impl<O: Clone + Eq + Hash + Send + Sync + 'static> MemoryStore<O> {
     /// `older_than` ago (Sanctum's `sanctum:prune-expired --hours`). How many were
     /// deleted. Reads every key: call it from time to time, not per request.
     pub fn prune_expired(&self, older_than: Duration) -> usize {
-        let now = now_ms();
+        self.prune_expired_at(older_than, now_ms())
+    }
+
+    /// [`prune_expired`](Self::prune_expired) as of `now` (Unix milliseconds): tests pass
+    /// their own clock.
+    fn prune_expired_at(&self, older_than: Duration, now: u64) -> usize {
         let grace = duration_ms(older_than);
         let max_age = self.inner.max_age;
         let doomed = |key: &Key<O>| {
@@ -785,6 +790,215 @@ mod tests {
         assert!(s.get(&alice, a.id()).unwrap().last_used_at.is_some());
         // Bob's key, asked for as Alice's, does not exist.
         assert!(s.get(&alice, b.id()).is_none());
+    }
+
+    /// Milliseconds since the epoch of a time the store reported.
+    fn ms(t: SystemTime) -> u64 {
+        to_ms(t)
+    }
+
+    #[tokio::test]
+    async fn a_listing_shows_exact_times_to_the_millisecond() {
+        let s = store();
+        let alice = "alice".to_owned();
+        // Ids 1 and 2 first: the key looked at below is not the first one.
+        s.create(NewToken::new("bob".into(), "x")).unwrap();
+        s.create(NewToken::new("bob".into(), "y")).unwrap();
+        let expires = UNIX_EPOCH + Duration::from_millis(now_ms() + 3_600_123);
+        let before = now_ms();
+        let expiring = s
+            .create(NewToken::new(alice.clone(), "expiring").expires_at(expires))
+            .unwrap();
+        let never = s.create(NewToken::new(alice.clone(), "never")).unwrap();
+        let after = now_ms();
+        assert_eq!((expiring.id(), never.id()), (3, 4));
+
+        let listed = s.list(&alice);
+        assert_eq!(listed.len(), 2);
+        let (e, n) = (&listed[0], &listed[1]);
+        assert_eq!((e.id, &*e.name, &e.owner), (3, "expiring", &alice));
+        assert_eq!(e.expires_at, Some(expires));
+        assert_eq!(n.expires_at, None);
+        for info in &listed {
+            assert!((before..=after).contains(&ms(info.created_at)));
+            assert_eq!(info.last_used_at, None);
+            assert!(!info.second_factor_pending);
+        }
+
+        // Used: `last_used_at` is the time of the use, to the millisecond.
+        let before = now_ms();
+        s.verify(&bearer(expiring.plain_text_token().as_str()))
+            .await
+            .unwrap();
+        let after = now_ms();
+        let used = s.get(&alice, expiring.id()).unwrap();
+        let at = ms(used.last_used_at.unwrap());
+        assert!(
+            (before..=after).contains(&at),
+            "{before} <= {at} <= {after}"
+        );
+        assert_eq!(used.expires_at, Some(expires));
+        // The other key was not used.
+        assert_eq!(s.get(&alice, never.id()).unwrap().last_used_at, None);
+        assert_eq!(s.list(&alice)[0].last_used_at, used.last_used_at);
+    }
+
+    #[tokio::test]
+    async fn last_used_at_is_written_at_most_once_a_second() {
+        let s = store();
+        let issued = s.create(NewToken::new("a".into(), "k")).unwrap();
+        let token = bearer(issued.plain_text_token().as_str());
+        let last_used = || {
+            ms(s.get(&"a".into(), issued.id())
+                .unwrap()
+                .last_used_at
+                .unwrap())
+        };
+        // A second use in the same second as the first leaves the first one's time.
+        for attempt in 0.. {
+            assert!(attempt < 20, "no two uses fell in one second");
+            let before = now_ms();
+            s.verify(&token).await.unwrap();
+            let first = last_used();
+            assert!(first >= before, "{first} >= {before}");
+            std::thread::sleep(Duration::from_millis(5));
+            let before = now_ms();
+            s.verify(&token).await.unwrap();
+            let after = now_ms();
+            if before / 1000 == first / 1000 && after / 1000 == first / 1000 {
+                assert_eq!(last_used(), first);
+                break;
+            }
+            // The second use fell in another second: try again.
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // A use in a later second is written, with its own time.
+        let first = last_used();
+        std::thread::sleep(Duration::from_millis(1000 - first % 1000 + 5));
+        let before = now_ms();
+        s.verify(&token).await.unwrap();
+        let after = now_ms();
+        let second = last_used();
+        assert!(second / 1000 > first / 1000);
+        assert!(
+            (before..=after).contains(&second),
+            "{before} <= {second} <= {after}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_principal_carries_its_keys_id() {
+        let s = store();
+        for _ in 0..4 {
+            s.create(NewToken::new("b".into(), "k")).unwrap();
+        }
+        let issued = s.create(NewToken::new("a".into(), "k")).unwrap();
+        assert_eq!(issued.id(), 5);
+        let by_token = s
+            .verify(&bearer(issued.plain_text_token().as_str()))
+            .await
+            .unwrap();
+        assert_eq!(by_token.id(), 5);
+        let by_secret = s
+            .verify_now(&bearer(issued.plain_text_token().secret()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(by_secret.id(), 5);
+        assert_eq!(by_secret.owner(), "a");
+    }
+
+    #[test]
+    fn prune_expired_deletes_a_key_only_once_its_grace_is_over() {
+        let s = store();
+        let now = now_ms();
+        let expires = now - 10_000;
+        let key = s
+            .create(
+                NewToken::new("a".into(), "k")
+                    .expires_at(UNIX_EPOCH + Duration::from_millis(expires)),
+            )
+            .unwrap();
+        let grace = Duration::from_millis(2_000);
+        // `expires_at` plus the grace is now: not yet past.
+        assert_eq!(s.prune_expired_at(grace, expires + 2_000), 0);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.prune_expired_at(grace, expires + 2_001), 1);
+        assert!(s.get(&"a".into(), key.id()).is_none());
+    }
+
+    #[test]
+    fn prune_expired_deletes_a_key_only_once_its_maximum_age_and_grace_are_over() {
+        let s: MemoryStore<String> = MemoryStore::builder()
+            .max_age(Duration::from_millis(5_000))
+            .build();
+        let key = s.create(NewToken::new("a".into(), "k")).unwrap();
+        let created = ms(s.get(&"a".into(), key.id()).unwrap().created_at);
+        let grace = Duration::from_millis(2_000);
+        assert_eq!(s.prune_expired_at(grace, created + 7_000), 0);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.prune_expired_at(grace, created + 7_001), 1);
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn a_digest_is_split_into_its_index_and_the_rest_it_keeps() {
+        let bytes: [u8; 32] = std::array::from_fn(|i| u8::try_from(i + 1).unwrap());
+        let hash = TokenHash::from_bytes(bytes);
+        assert_eq!(prefix(&hash), u64::from_le_bytes([1, 2, 3, 4, 5, 6, 7, 8]));
+        let word = |at: usize| u64::from_ne_bytes(bytes[at..at + 8].try_into().unwrap());
+        assert_eq!(rest(&hash), [word(8), word(16), word(24)]);
+    }
+
+    #[test]
+    fn debug_shows_the_count_the_prefix_and_the_maximum_age() {
+        let s: MemoryStore<String> = MemoryStore::builder()
+            .key_generator(KeyGenerator::with_prefix("ph_").unwrap())
+            .max_age(Duration::from_secs(60))
+            .build();
+        assert!(s.is_empty());
+        s.create(NewToken::new("a".into(), "k")).unwrap();
+        assert!(!s.is_empty());
+        assert_eq!(s.len(), 1);
+        assert_eq!(
+            format!("{s:?}"),
+            r#"MemoryStore { keys: 1, prefix: "ph_", max_age_ms: Some(60000) }"#
+        );
+    }
+
+    #[tokio::test]
+    async fn the_store_trait_answers_what_the_methods_do() {
+        let s = store();
+        let alice = "alice".to_owned();
+        let now = SystemTime::now();
+        let mut ids = Vec::new();
+        for name in ["one", "two", "three"] {
+            let key = TokenStore::create(
+                &s,
+                NewToken::new(alice.clone(), name).expires_at(now - Duration::from_secs(7200)),
+            )
+            .await
+            .unwrap();
+            ids.push(key.id());
+        }
+        let listed = TokenStore::list(&s, &alice).await.unwrap();
+        assert_eq!(listed.iter().map(|i| i.id).collect::<Vec<_>>(), ids);
+        assert_eq!(&*listed[1].name, "two");
+        TokenStore::revoke(&s, &alice, ids[0]).await.unwrap();
+        // Two keys expired two hours ago: both pruned, and the count says so.
+        assert_eq!(
+            TokenStore::prune_expired(&s, Duration::from_secs(60))
+                .await
+                .unwrap(),
+            2
+        );
+        for _ in 0..3 {
+            TokenStore::create(&s, NewToken::new(alice.clone(), "k"))
+                .await
+                .unwrap();
+        }
+        assert_eq!(TokenStore::revoke_all(&s, &alice).await.unwrap(), 3);
+        assert_eq!(TokenStore::revoke_all(&s, &alice).await.unwrap(), 0);
+        assert_eq!(count(7), 7);
     }
 
     #[tokio::test]

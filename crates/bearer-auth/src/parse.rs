@@ -659,6 +659,9 @@ mod tests {
             format!("  Negotiate {long}"),
             format!("BearerX {long}"),
             format!("Bear{long}"),
+            // Six letters and a space, as `Bearer `: the scheme's name decides.
+            format!("Digest {long}"),
+            format!("Bearex\t{long}"),
             long.clone(),
         ] {
             assert_eq!(
@@ -683,6 +686,29 @@ mod tests {
                 &value[..12]
             );
         }
+    }
+
+    #[test]
+    fn parse_errors_say_what_is_wrong() {
+        assert_eq!(
+            ParseError::Missing.to_string(),
+            "no bearer credentials in the request"
+        );
+        assert_eq!(
+            ParseError::Malformed.to_string(),
+            "malformed bearer credentials"
+        );
+        assert_eq!(
+            ParseError::TooLong.to_string(),
+            "bearer token longer than the accepted bound"
+        );
+    }
+
+    #[test]
+    fn a_parsed_token_is_never_empty() {
+        let t = BearerToken::from_token("a").unwrap();
+        assert!(!t.is_empty());
+        assert_eq!(t.len(), 1);
     }
 
     #[test]

@@ -215,6 +215,41 @@ mod tests {
         assert!(!7_u64.second_factor_pending());
     }
 
+    #[derive(Clone)]
+    struct Admin {
+        pending: bool,
+    }
+
+    impl Principal for Admin {
+        fn has_ability(&self, ability: &str) -> bool {
+            ability == "admin"
+        }
+        fn second_factor_pending(&self) -> bool {
+            self.pending
+        }
+    }
+
+    #[test]
+    fn an_arc_answers_as_the_principal_it_holds() {
+        for pending in [false, true] {
+            let shared = Arc::new(Admin { pending });
+            assert!(shared.has_ability("admin"));
+            assert!(!shared.has_ability("billing"));
+            assert_eq!(shared.second_factor_pending(), pending);
+        }
+    }
+
+    #[test]
+    fn len_and_is_empty_count_the_names() {
+        let two = Abilities::new(["a", "b"]);
+        assert_eq!(two.len(), 2);
+        assert!(!two.is_empty());
+        assert_eq!(two.iter().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(Abilities::all().len(), 1);
+        assert_eq!(Abilities::none().len(), 0);
+        assert!(!Abilities::all().is_empty());
+    }
+
     #[test]
     fn every_ability_is_one_star_however_made() {
         let made = Abilities::new(["*"]);

@@ -389,6 +389,10 @@ mod tests {
         assert_eq!(c.missing_credentials(), r#"Bearer realm="a\"b\\c""#);
         assert_eq!(Challenge::with_realm("a\nb").unwrap_err(), InvalidRealm(()));
         assert_eq!(Challenge::with_realm("é").unwrap_err(), InvalidRealm(()));
+        assert_eq!(
+            InvalidRealm(()).to_string(),
+            "realm must be printable ASCII"
+        );
     }
 
     #[test]

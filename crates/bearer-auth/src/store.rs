@@ -449,6 +449,25 @@ mod tests {
     }
 
     #[test]
+    fn an_access_token_answers_with_its_keys_fields() {
+        let token = AccessToken::new(
+            17,
+            "alice".to_owned(),
+            Abilities::new(["servers:read"]),
+            true,
+        );
+        assert_eq!(token.id(), 17);
+        assert_eq!(token.owner(), "alice");
+        assert!(token.has_ability("servers:read"));
+        assert!(!token.has_ability("servers:write"));
+        assert!(Principal::second_factor_pending(&token));
+        assert!(token.is_second_factor_pending());
+        let plain = AccessToken::new(3, (), Abilities::all(), false);
+        assert!(plain.has_ability("anything"));
+        assert!(!Principal::second_factor_pending(&plain));
+    }
+
+    #[test]
     fn expires_in_beyond_system_time_never_expires() {
         let new = NewToken::new(1_u64, "k")
             .expires_in(Duration::MAX)

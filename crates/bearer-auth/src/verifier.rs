@@ -248,6 +248,16 @@ mod tests {
     impl Principal for &'static str {}
 
     #[test]
+    fn debug_names_the_closure_type() {
+        fn answer(_: BearerToken) -> std::future::Ready<Result<u64, Rejection>> {
+            std::future::ready(Ok(1))
+        }
+        let printed = format!("{:?}", verifier_fn(answer));
+        assert!(printed.starts_with("VerifierFn { f: \""), "{printed}");
+        assert!(printed.ends_with("\" }"), "{printed}");
+    }
+
+    #[test]
     fn verify_now_defaults_to_none() {
         assert!(closure().verify_now(&token("good")).is_none());
     }
