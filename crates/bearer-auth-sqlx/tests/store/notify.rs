@@ -239,29 +239,20 @@ async fn the_trigger_fires_only_on_what_a_verification_reads() {
         .await;
         nothing_within(&mut listener, quiet).await;
 
-        // What a verification reads: the digest of the row as it was.
-        db.exec(&[&format!(
-            r#"update personal_access_tokens set abilities = '["read"]' where id = {id}"#
-        )])
-        .await;
-        assert_eq!(next(&mut listener).await, digest);
-        // `created_at`, for the maximum age.
-        db.exec(&[&format!(
-            "update personal_access_tokens set created_at = created_at - interval '1 day' where id = {id}"
-        )])
-        .await;
-        assert_eq!(next(&mut listener).await, digest);
-        // A second factor put back in front of the key, and confirmed again.
-        db.exec(&[&format!(
-            "insert into bearer_auth_pending_second_factors (token_id) values ({id})"
-        )])
-        .await;
-        assert_eq!(next(&mut listener).await, digest);
-        db.exec(&[&format!(
-            "delete from bearer_auth_pending_second_factors where token_id = {id}"
-        )])
-        .await;
-        assert_eq!(next(&mut listener).await, digest);
+        // What a verification reads: the digest of the row as it was. The abilities;
+        // `created_at`, for the maximum age; a second factor put back in front of the
+        // key, and confirmed again.
+        for statement in [
+            format!(r#"update personal_access_tokens set abilities = '["read"]' where id = {id}"#),
+            format!(
+                "update personal_access_tokens set created_at = created_at - interval '1 day' where id = {id}"
+            ),
+            format!("insert into bearer_auth_pending_second_factors (token_id) values ({id})"),
+            format!("delete from bearer_auth_pending_second_factors where token_id = {id}"),
+        ] {
+            db.exec(&[&statement]).await;
+            assert_eq!(next(&mut listener).await, digest, "{statement}");
+        }
         // Still nothing on `last_used_at`.
         db.exec(&[&format!(
             "update personal_access_tokens set last_used_at = now() - interval '1 minute' where id = {id}"
