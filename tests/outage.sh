@@ -61,42 +61,9 @@ OUTAGE_SELF_TEST=${OUTAGE_SELF_TEST:-1}
 awk -v s="$OUTAGE_SECONDS" 'BEGIN { exit !(s >= 3 && s <= 120) }' ||
   { echo "outage: OUTAGE_SECONDS must be between 3 and 120 (it is $OUTAGE_SECONDS)"; exit 2; }
 
-if [ -z "${BEARER_AUTH_POSTGRES_URL:-}" ]; then
-  if [ "${CI:-}" = true ]; then
-    echo "FAIL  outage: BEARER_AUTH_POSTGRES_URL is unset (CI must run it)"; exit 1
-  fi
-  echo "skip  outage: BEARER_AUTH_POSTGRES_URL is unset"; exit 0
-fi
-command -v python3 >/dev/null || { apt-get update -qq && apt-get install -y -qq python3 >/dev/null; }
-command -v psql >/dev/null || { apt-get update -qq && apt-get install -y -qq postgresql-client >/dev/null; }
-
-# ACCOUNT_API_PROFILE=debug uses the debug build (CI has it already, from the tests).
-profile=${ACCOUNT_API_PROFILE:-release}
-case $profile in
-  release) build_flags=(--release) ;;
-  debug) build_flags=() ;;
-  *) echo "outage: ACCOUNT_API_PROFILE must be release or debug (it is $profile)"; exit 2 ;;
-esac
-echo "outage: building the example ($profile)"
-timeout 3600 cargo build "${build_flags[@]}" --quiet -p examples --example account_api
-target_dir=$(cargo metadata --format-version 1 --no-deps \
-  | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-bin=$target_dir/$profile/examples/account_api
-[ -x "$bin" ] || { echo "outage: no $bin"; exit 2; }
-
-work=$(mktemp -d)
-py_pid=""
-cleanup() {
-  # The helper stops its server and proxy itself; this is for an interrupted run.
-  if [ -n "$py_pid" ] && kill -0 "$py_pid" 2>/dev/null; then
-    kill -TERM "$py_pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$py_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$py_pid" 2>/dev/null || true
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+name=outage
+# shellcheck source=tests/support/account-api-on-postgres.sh
+source tests/support/account-api-on-postgres.sh
 
 # helper OUT ARGS...: runs outage.py in the background (so that the trap can stop it),
 # with a deadline; its status.

@@ -41,42 +41,9 @@ NOTIFY_REGEN_TRIALS=${NOTIFY_REGEN_TRIALS:-20}
 NOTIFY_RACE_TRIALS=${NOTIFY_RACE_TRIALS:-20}
 TWO_INSTANCES_SELF_TEST=${TWO_INSTANCES_SELF_TEST:-1}
 
-if [ -z "${BEARER_AUTH_POSTGRES_URL:-}" ]; then
-  if [ "${CI:-}" = true ]; then
-    echo "FAIL  two-instances: BEARER_AUTH_POSTGRES_URL is unset (CI must run it)"; exit 1
-  fi
-  echo "skip  two-instances: BEARER_AUTH_POSTGRES_URL is unset"; exit 0
-fi
-command -v python3 >/dev/null || { apt-get update -qq && apt-get install -y -qq python3 >/dev/null; }
-command -v psql >/dev/null || { apt-get update -qq && apt-get install -y -qq postgresql-client >/dev/null; }
-
-# ACCOUNT_API_PROFILE=debug uses the debug build (CI has it already, from the tests).
-profile=${ACCOUNT_API_PROFILE:-release}
-case $profile in
-  release) build_flags=(--release) ;;
-  debug) build_flags=() ;;
-  *) echo "two-instances: ACCOUNT_API_PROFILE must be release or debug (it is $profile)"; exit 2 ;;
-esac
-echo "two-instances: building the example ($profile)"
-timeout 3600 cargo build "${build_flags[@]}" --quiet -p examples --example account_api
-target_dir=$(cargo metadata --format-version 1 --no-deps \
-  | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-bin=$target_dir/$profile/examples/account_api
-[ -x "$bin" ] || { echo "two-instances: no $bin"; exit 2; }
-
-work=$(mktemp -d)
-py_pid=""
-cleanup() {
-  # The helper stops its servers itself; this is for an interrupted run.
-  if [ -n "$py_pid" ] && kill -0 "$py_pid" 2>/dev/null; then
-    kill -TERM "$py_pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$py_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$py_pid" 2>/dev/null || true
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+name=two-instances
+# shellcheck source=tests/support/account-api-on-postgres.sh
+source tests/support/account-api-on-postgres.sh
 
 helper() { # OUT ARGS...
   local out=$1; shift

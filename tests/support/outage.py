@@ -69,7 +69,6 @@ import argparse
 import asyncio
 import base64
 import datetime
-import http.client
 import json
 import os
 import secrets
@@ -84,23 +83,11 @@ import time
 import urllib.parse
 import zlib
 
+from account_api_process import Client, Server, free_port, log, now
+
 PASSWORD = "outage test password"
 ALLOWED = {200, 401, 403, 503}
 SLACK = 0.05  # s: thread scheduling between a clock reading here and one in the server
-
-
-def log(*args):
-    print(*args, file=sys.stderr, flush=True)
-
-
-def now():
-    return time.monotonic()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wrong_secret():
@@ -258,42 +245,6 @@ class Proxy:
 
 # --- HTTP ------------------------------------------------------------------------------
 
-class Client:
-    """One keep-alive connection. `request` gives (status, body) or (None, error)."""
-
-    def __init__(self, port, timeout=10):
-        self.port, self.timeout, self.conn = port, timeout, None
-
-    def request(self, method, path, token=None, body=None):
-        headers = {}
-        if token is not None:
-            headers["Authorization"] = "Bearer " + token
-        data = None
-        if body is not None:
-            data = json.dumps(body)
-            headers["Content-Type"] = "application/json"
-        try:
-            if self.conn is None:
-                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
-            self.conn.request(method, path, body=data, headers=headers)
-            response = self.conn.getresponse()
-            raw = response.read()
-            if response.getheader("Connection", "").lower() == "close":
-                self.close()
-            try:
-                return response.status, (json.loads(raw) if raw else None)
-            except ValueError:
-                return response.status, raw[:200]
-        except (OSError, http.client.HTTPException) as e:
-            self.close()
-            return None, f"{type(e).__name__}: {e}"
-
-    def close(self):
-        if self.conn is not None:
-            self.conn.close()
-        self.conn = None
-
-
 class Recorder:
     """Every request: (class, sent, answered, status)."""
 
@@ -357,49 +308,6 @@ class Loop(threading.Thread):
 
 
 # --- the example -----------------------------------------------------------------------
-
-def die_with_parent():
-    """In the child before exec: SIGTERM when this process dies, however it dies."""
-    try:
-        import ctypes
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-class Server:
-    def __init__(self, binary, work, url, notify):
-        self.port = free_port()
-        env = dict(os.environ, BIND_ADDR=f"127.0.0.1:{self.port}", DATABASE_URL=url,
-                   APP_KEY="base64:" + base64.b64encode(secrets.token_bytes(32)).decode(),
-                   RUST_LOG="info", KEYS_NOTIFY="1" if notify else "")
-        self.err_path = os.path.join(work, "server.err")
-        self.proc = subprocess.Popen([binary], cwd=work, env=env, stdout=subprocess.DEVNULL,
-                                     preexec_fn=die_with_parent,
-                                     stderr=open(self.err_path, "w"))
-        deadline = now() + 30
-        while now() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"account_api exited with {self.proc.returncode}: {self.log()[-2000:]}")
-            status, _ = Client(self.port, timeout=1).request("GET", "/v1/openapi.json")
-            if status == 200:
-                return
-            time.sleep(0.1)
-        raise RuntimeError("account_api did not answer within 30 s")
-
-    def log(self):
-        with open(self.err_path) as f:
-            return f.read()
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
 
 def expect(reply, status, what):
     if reply[0] != status:
@@ -589,7 +497,8 @@ def run(args):
         netloc = (netloc[0] + "@" if len(netloc) == 2 else "") + f"127.0.0.1:{proxy.port}"
         query = (pg.query + "&" if pg.query else "") + f"options=-c%20search_path%3D{schema}"
         url = urllib.parse.urlunsplit((pg.scheme, netloc, pg.path, query, ""))
-        server = Server(os.path.abspath(args.bin), work, url, args.notify)
+        server = Server("server", os.path.abspath(args.bin), work, url,
+                        "base64:" + base64.b64encode(secrets.token_bytes(32)).decode(), args.notify)
         setup = Client(server.port, timeout=30)
         login = expect(setup.request("POST", "/v1/auth/register", body={
             "name": "Outage", "email": "outage@outage.test", "password": PASSWORD}), 201, "register")["token"]
