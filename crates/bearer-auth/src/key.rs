@@ -260,6 +260,14 @@ pub struct TokenSecret {
 }
 
 impl TokenSecret {
+    /// A secret of the caller's choosing, for the crate's tests.
+    #[cfg(test)]
+    pub(crate) fn for_test(secret: &str) -> Self {
+        Self {
+            secret: Zeroizing::new(secret.to_owned()),
+        }
+    }
+
     /// The secret: the part of the token after `|`.
     pub fn as_str(&self) -> &str {
         &self.secret
@@ -377,10 +385,24 @@ impl KeyGenerator {
 /// Fills `out` with characters drawn uniformly from `[A-Za-z0-9]` (rejection sampling
 /// over bytes from the OS CSPRNG).
 fn random_alphanumeric(out: &mut [u8]) -> Result<(), KeyError> {
+    fill_alphanumeric(out, |buf| getrandom::fill(buf).map_err(KeyError::Entropy))
+}
+
+/// [`random_alphanumeric`] over the byte source `draw`. A draw of 64 bytes keeps 62 of
+/// them on average and none with a probability of (8/256)^64: a source still short after
+/// `out.len() + 8` draws is broken, and gets [`KeyError::Exhausted`] rather than a loop
+/// without end.
+fn fill_alphanumeric(
+    out: &mut [u8],
+    mut draw: impl FnMut(&mut [u8]) -> Result<(), KeyError>,
+) -> Result<(), KeyError> {
     let mut buf = Zeroizing::new([0_u8; 64]);
     let mut filled = 0;
-    while filled < out.len() {
-        getrandom::fill(&mut buf[..]).map_err(KeyError::Entropy)?;
+    for _ in 0..out.len() + 8 {
+        if filled == out.len() {
+            return Ok(());
+        }
+        draw(&mut buf[..])?;
         for c in buf.iter().filter_map(|&b| alphanumeric(b)) {
             if filled == out.len() {
                 break;
@@ -389,7 +411,11 @@ fn random_alphanumeric(out: &mut [u8]) -> Result<(), KeyError> {
             filled += 1;
         }
     }
-    Ok(())
+    if filled == out.len() {
+        Ok(())
+    } else {
+        Err(KeyError::Exhausted)
+    }
 }
 
 /// The character a random byte draws, or `None` for a byte that is rejected.
@@ -418,6 +444,10 @@ pub enum KeyError {
     Entropy(getrandom::Error),
     /// The prefix holds characters a Bearer token cannot carry.
     InvalidPrefix,
+    /// The random number generator kept giving output that could not be used (bytes the
+    /// uniform draw rejects, or secrets whose digest another key already has), far past
+    /// any chance: it is broken. Issuing gives up rather than drawing for ever.
+    Exhausted,
 }
 
 impl fmt::Display for KeyError {
@@ -426,6 +456,9 @@ impl fmt::Display for KeyError {
             Self::Entropy(e) => write!(f, "the OS random number generator failed: {e}"),
             Self::InvalidPrefix => {
                 f.write_str("a key prefix may hold only A-Z a-z 0-9 - . _ ~ + /")
+            }
+            Self::Exhausted => {
+                f.write_str("the random number generator keeps giving unusable output")
             }
         }
     }
@@ -436,6 +469,44 @@ impl std::error::Error for KeyError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_source_that_keeps_giving_rejected_bytes_is_exhausted_not_looped_on() {
+        let mut draws = 0;
+        let mut out = [0_u8; 40];
+        let result = fill_alphanumeric(&mut out, |buf| {
+            draws += 1;
+            buf.fill(0xff); // 255 >= 248: every byte rejected
+            Ok(())
+        });
+        assert!(matches!(result, Err(KeyError::Exhausted)), "{result:?}");
+        assert_eq!(draws, 48);
+    }
+
+    #[test]
+    fn a_slow_but_working_source_fills_the_whole_secret() {
+        // One usable byte per draw: 40 draws for 40 characters, within the bound of 48.
+        let mut draws = 0_u8;
+        let mut out = [0_u8; 40];
+        fill_alphanumeric(&mut out, |buf| {
+            buf.fill(0xff);
+            buf[0] = draws; // byte n draws ALPHANUMERIC[n]
+            draws += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(draws, 40);
+        assert_eq!(&out[..], &ALPHANUMERIC[..40]);
+    }
+
+    #[test]
+    fn a_failing_source_fails_the_draw() {
+        let mut out = [0_u8; 40];
+        let result = fill_alphanumeric(&mut out, |_| Err(KeyError::InvalidPrefix));
+        assert!(matches!(result, Err(KeyError::InvalidPrefix)), "{result:?}");
+        let mut empty = [0_u8; 0];
+        assert!(fill_alphanumeric(&mut empty, |_| Err(KeyError::InvalidPrefix)).is_ok());
+    }
 
     #[test]
     fn hex8_is_sanctums_lower_case_percent_08x() {

@@ -253,15 +253,12 @@ impl<O: Clone + Eq + Hash + Send + Sync + 'static> MemoryStore<O> {
 
     /// Draws a secret whose digest prefix no other key has, and reserves that prefix (an
     /// empty slot, which no token matches) for it.
+    ///
+    /// Two digests share a prefix with a chance of about one in 2^64 per key held: 64
+    /// draws in a row that all collide mean a broken generator, and get
+    /// [`KeyError::Exhausted`].
     fn reserve(&self) -> Result<(TokenSecret, TokenHash), KeyError> {
-        loop {
-            let secret = self.inner.keys.generate_secret()?;
-            let hash = secret.hash();
-            if let Entry::Vacant(slot) = self.inner.by_prefix.entry(prefix(&hash)) {
-                slot.insert(None);
-                return Ok((secret, hash));
-            }
-        }
+        reserve_with(&self.inner.by_prefix, || self.inner.keys.generate_secret())
     }
 
     /// Puts `key` in the slot [`reserve`](Self::reserve) kept for the digest `hash`.
@@ -560,6 +557,27 @@ fn info<O: Clone>(e: &Key<O>) -> TokenInfo<O> {
     info
 }
 
+/// Draws secrets with `draw` until one's digest [`prefix`] is free in `slots`, and
+/// reserves it there (an empty slot); at most [`MAX_DRAWS`] draws, then
+/// [`KeyError::Exhausted`].
+fn reserve_with<V>(
+    slots: &DashMap<u64, Option<V>>,
+    mut draw: impl FnMut() -> Result<TokenSecret, KeyError>,
+) -> Result<(TokenSecret, TokenHash), KeyError> {
+    for _ in 0..MAX_DRAWS {
+        let secret = draw()?;
+        let hash = secret.hash();
+        if let Entry::Vacant(slot) = slots.entry(prefix(&hash)) {
+            slot.insert(None);
+            return Ok((secret, hash));
+        }
+    }
+    Err(KeyError::Exhausted)
+}
+
+/// How many secrets [`reserve_with`] draws before it gives up.
+const MAX_DRAWS: usize = 64;
+
 /// The index key of a digest: its first 8 bytes.
 fn prefix(hash: &TokenHash) -> u64 {
     let [a, b, c, d, e, f, g, h, ..] = *hash.as_bytes();
@@ -597,6 +615,39 @@ mod tests {
 
     fn store() -> MemoryStore<String> {
         MemoryStore::new()
+    }
+
+    #[test]
+    fn reserve_gives_up_after_64_draws_that_all_collide() {
+        let slots = DashMap::<u64, Option<()>>::new();
+        let secret = "ph_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789ABCDc6c73a82";
+        let (_, hash) = reserve_with(&slots, || Ok(TokenSecret::for_test(secret))).unwrap();
+        assert_eq!(hash, TokenHash::of(secret));
+        assert_eq!(slots.len(), 1);
+        assert!(matches!(slots.get(&prefix(&hash)).as_deref(), Some(None)));
+
+        let mut draws = 0;
+        let result = reserve_with(&slots, || {
+            draws += 1;
+            Ok(TokenSecret::for_test(secret))
+        });
+        assert!(matches!(result, Err(KeyError::Exhausted)));
+        assert_eq!(draws, MAX_DRAWS);
+        assert_eq!(slots.len(), 1);
+
+        // A fresh secret on the last allowed draw is still taken.
+        let mut draws = 0;
+        let (_, other) = reserve_with(&slots, || {
+            draws += 1;
+            Ok(TokenSecret::for_test(if draws < MAX_DRAWS {
+                secret
+            } else {
+                "other"
+            }))
+        })
+        .unwrap();
+        assert_eq!(other, TokenHash::of("other"));
+        assert_eq!(slots.len(), 2);
     }
 
     #[tokio::test]
