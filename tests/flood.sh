@@ -60,11 +60,16 @@ bin=$target_dir/release/examples/account_api
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
+# Where each process runs, e.g. the server alone on CPU 0 with one worker, and wrk and the
+# measuring client on CPU 1 (see tests/support/flood.py --help):
+#   FLOOD_PLACEMENT="--server-cpus 0 --server-workers 1 --wrk-cpus 1 --client-cpus 1 --client-nice -10"
+read -ra placement <<<"${FLOOD_PLACEMENT:-}"
+
 run() { # out err args...
   local out=$1 err=$2; shift 2
   timeout --kill-after=10 600 python3 tests/support/flood.py --bin "$bin" \
     --postgres-url "$BEARER_AUTH_POSTGRES_URL" --wrk-threads "$FLOOD_WRK_THREADS" \
-    --wrk-connections "$FLOOD_CONNECTIONS" --wrk-nice "$FLOOD_NICE" "$@" >"$out" 2>"$err"
+    --wrk-connections "$FLOOD_CONNECTIONS" --wrk-nice "$FLOOD_NICE" "${placement[@]}" "$@" >"$out" 2>"$err"
 }
 
 if [[ "$FLOOD_SELFTEST" == 1 ]]; then

@@ -278,6 +278,26 @@ def wrk_values(text):
     return values
 
 
+def parse_cpus(cpus):
+    """The set of CPUs of a taskset list: "1", "0,2", "0-3"."""
+    out = set()
+    for part in cpus.split(","):
+        first, _, last = part.partition("-")
+        out.update(range(int(first), int(last or first) + 1))
+    return out
+
+
+def niced(value):
+    """A preexec_fn that sets a child's nice value to `value` (as such, not added to this
+    script's own), or None for 0: the child keeps this script's."""
+    return (lambda: os.setpriority(os.PRIO_PROCESS, 0, value)) if value else None
+
+
+def pinned(cpus):
+    """The command prefix that runs a program on the CPUs `cpus` ("0", "1-3"), or none."""
+    return ["taskset", "-c", cpus] if cpus else []
+
+
 class Run:
     def __init__(self, args):
         self.args = args
@@ -291,8 +311,11 @@ class Run:
         env = dict(os.environ, BIND_ADDR=f"127.0.0.1:{self.port}", DATABASE_URL=self.pg.app_url, RUST_LOG="warn",
                    APP_KEY="base64:" + base64.b64encode(secrets.token_bytes(32)).decode())
         self.err = open(os.path.join(self.work, "server.err"), "w")
-        self.server = subprocess.Popen([self.args.bin], cwd=self.work, env=env,
-                                       stdout=subprocess.DEVNULL, stderr=self.err)
+        if self.args.server_workers:
+            env["TOKIO_WORKER_THREADS"] = str(self.args.server_workers)
+        self.server = subprocess.Popen(pinned(self.args.server_cpus) + [self.args.bin], cwd=self.work, env=env,
+                                       stdout=subprocess.DEVNULL, stderr=self.err,
+                                       preexec_fn=niced(self.args.server_nice))
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.server.poll() is not None:
@@ -368,11 +391,12 @@ class Run:
         started = time.monotonic()
         out_path = os.path.join(self.work, f"{name}.wrk")
         with open(out_path, "w") as out:
-            nice = ["nice", "-n", str(args.wrk_nice)] if args.wrk_nice else []
+            # The nice value is set as such, not added to this script's own (--client-nice).
             self.wrk = subprocess.Popen(
-                nice + ["wrk", f"-t{args.wrk_threads}", f"-c{args.wrk_connections}", f"-d{args.flood}s", "--timeout", "10s",
+                pinned(args.wrk_cpus) + ["wrk", f"-t{args.wrk_threads}", f"-c{args.wrk_connections}", f"-d{args.flood}s", "--timeout", "10s",
                  "-s", lua, url, "--", mode, str(size), str(seed), str(args.window), str(per_thread)],
-                stdout=out, stderr=subprocess.STDOUT)
+                stdout=out, stderr=subprocess.STDOUT,
+                preexec_fn=niced(args.wrk_nice))
         # The valid stream inside the flood: from 1 s in to 1 s before its end.
         time.sleep(1)
         stream = ValidStream(self.port, tokens, user_body, args.rate, max(1.0, args.flood - 2))
@@ -467,6 +491,18 @@ def main():
                         help="nice value of wrk: on a small machine the load tool takes the CPU the server "
                              "and the valid client need; 19 lets them go first, as if the flood came from "
                              "elsewhere")
+    parser.add_argument("--server-cpus", default="",
+                        help="CPUs the server runs on (taskset -c), e.g. 0; empty: any")
+    parser.add_argument("--server-workers", type=int, default=0,
+                        help="the server's Tokio worker threads (TOKIO_WORKER_THREADS); 0: one per CPU")
+    parser.add_argument("--server-nice", type=int, default=0, help="nice value of the server")
+    parser.add_argument("--wrk-cpus", default="",
+                        help="CPUs wrk runs on (taskset -c), e.g. 1; empty: any")
+    parser.add_argument("--client-cpus", default="",
+                        help="CPUs this script (the valid client) runs on, e.g. 1; empty: any")
+    parser.add_argument("--client-nice", type=int, default=0,
+                        help="nice value of this script (the valid client, which measures): "
+                             "below 0, it is not kept waiting to send by wrk or the database")
     parser.add_argument("--max-requests", type=int, default=20_000_000)
     parser.add_argument("--latency-factor", type=float, default=2.0)
     parser.add_argument("--rss-goal", type=float, default=5.0)
@@ -481,6 +517,12 @@ def main():
     result = {}
     try:
         run.start()
+        # After the server started (it would inherit them): the measuring client's CPUs and
+        # priority.
+        if args.client_cpus:
+            os.sched_setaffinity(0, parse_cpus(args.client_cpus))
+        if args.client_nice:
+            os.setpriority(os.PRIO_PROCESS, 0, args.client_nice)
         tokens, user_body = run.setup_keys()
         run.pg.fill(args.filler)
         result["calibration"] = run.calibrate()
