@@ -1,6 +1,6 @@
 //! What a verifier hands back for an accepted token.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 /// The identity a [`TokenVerifier`](crate::TokenVerifier) returns for an accepted token.
 ///
@@ -126,16 +126,13 @@ impl Abilities {
 
     /// The ability names, in the order they were given.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> {
-        const NONE: &[Box<str>] = &[];
+        /// The names of [`Names::All`], made once, on the first call that needs them.
+        static STAR: LazyLock<[Box<str>; 1]> = LazyLock::new(|| ["*".into()]);
         let names: &[Box<str>] = match &self.0 {
-            Names::All => NONE,
+            Names::All => &*STAR,
             Names::List(names) => names,
         };
-        let star = matches!(self.0, Names::All).then_some("*");
-        Star {
-            star,
-            rest: names.iter(),
-        }
+        names.iter().map(|a| &**a)
     }
 
     /// How many names there are.
@@ -152,27 +149,6 @@ impl Abilities {
     }
 }
 
-/// [`Abilities::iter`]: `*` for [`Names::All`], else the list's names.
-struct Star<'a> {
-    star: Option<&'static str>,
-    rest: std::slice::Iter<'a, Box<str>>,
-}
-
-impl<'a> Iterator for Star<'a> {
-    type Item = &'a str;
-
-    fn next(&mut self) -> Option<&'a str> {
-        self.star.take().or_else(|| self.rest.next().map(|a| &**a))
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        let n = usize::from(self.star.is_some()) + self.rest.len();
-        (n, Some(n))
-    }
-}
-
-impl ExactSizeIterator for Star<'_> {}
-
 impl std::fmt::Debug for Abilities {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list().entries(self.iter()).finish()
@@ -188,6 +164,23 @@ impl<S: Into<Box<str>>> FromIterator<S> for Abilities {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn iter_gives_the_names_and_their_exact_count() {
+        let all = Abilities::all();
+        let mut names = all.iter();
+        assert_eq!(names.len(), 1);
+        assert_eq!(names.next(), Some("*"));
+        assert_eq!((names.len(), names.next()), (0, None));
+        assert_eq!(Abilities::new(["*"]).iter().collect::<Vec<_>>(), ["*"]);
+        assert_eq!(Abilities::none().iter().len(), 0);
+        let list = Abilities::new(["a", "b", "*"]);
+        let mut names = list.iter();
+        assert_eq!(names.len(), 3);
+        assert_eq!(names.next(), Some("a"));
+        assert_eq!(names.len(), 2);
+        assert_eq!(names.collect::<Vec<_>>(), ["b", "*"]);
+    }
 
     #[test]
     fn wildcard_grants_everything() {
