@@ -1487,6 +1487,69 @@ mod tests {
         assert_eq!(*warnings.0.lock().unwrap(), 2);
     }
 
+    async fn sqlite() -> Pool {
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+            .unwrap();
+        Pool::from(pool)
+    }
+
+    #[tokio::test]
+    async fn debug_shows_the_settings_and_clamps_the_last_used_interval_to_a_year() {
+        let store = SqlStore::builder(sqlite().await)
+            .tokenable_type("App\\Models\\Team")
+            .last_used_interval(Duration::from_secs(400 * 24 * 60 * 60))
+            .build();
+        assert_eq!(store.tokenable_type(), "App\\Models\\Team");
+        let debug = format!("{store:?}");
+        assert!(
+            debug.starts_with(
+                r#"SqlStore { engine: Sqlite, tokenable_type: "App\\Models\\Team", prefix: "", max_age: None, "#
+            ),
+            "{debug}"
+        );
+        assert!(
+            debug.contains(", last_used_interval: 31536000s, "),
+            "{debug}"
+        );
+        assert!(
+            debug.ends_with(r#", notify_channel: "bearer_auth_sqlx", .. }"#),
+            "{debug}"
+        );
+        let short = SqlStore::builder(sqlite().await)
+            .last_used_interval(Duration::ZERO)
+            .build();
+        assert_eq!(short.tokenable_type(), DEFAULT_TOKENABLE_TYPE);
+        assert!(format!("{short:?}").contains(", last_used_interval: 1ms, "));
+    }
+
+    #[tokio::test]
+    async fn dropping_the_store_stops_its_writer_task() {
+        let store = SqlStore::builder(sqlite().await)
+            .last_used_interval(Duration::from_secs(3600))
+            .build();
+        store.migrate().await.unwrap();
+        let key = store.create(NewToken::new(7, "k")).await.unwrap();
+        let bearer = BearerToken::from_token(key.plain_text_token().as_str()).unwrap();
+        assert!(store.verify(&bearer).await.is_ok());
+        // The first accepted use started the writer, which waits an hour for its round.
+        let recorder = Arc::clone(&store.inner.recorder);
+        drop(store);
+        // The drop took the writer's handle and told it to stop: nothing is left to stop.
+        assert!(recorder.stop().is_none());
+
+        // The same without the drop: the writer is still there.
+        let store = SqlStore::builder(sqlite().await).build();
+        store.migrate().await.unwrap();
+        let key = store.create(NewToken::new(7, "k")).await.unwrap();
+        let bearer = BearerToken::from_token(key.plain_text_token().as_str()).unwrap();
+        assert!(store.verify(&bearer).await.is_ok());
+        let writer = store.inner.recorder.stop().unwrap();
+        writer.await.unwrap();
+    }
+
     #[test]
     fn placeholders_are_numbered_for_postgres() {
         assert_eq!(
