@@ -228,6 +228,30 @@ async fn an_owner_the_column_cannot_hold_is_refused(db: &TestDb) {
             assert_eq!(db.count_rows().await, 0);
         }
     }
+    // An owner or an id the columns cannot hold has no key: every operation on it is
+    // the missing key's answer, never a backend error (a 503), on every engine.
+    let key = store.create(NewToken::new(7, "k")).await.unwrap();
+    for (owner, id) in [(owner, key.id()), (7, u64::MAX), (owner, u64::MAX)] {
+        let missing = |outcome: Result<(), StoreError>| match outcome {
+            Err(StoreError::NotFound(i)) if i == id => {}
+            other => panic!("owner {owner}, id {id}: {other:?}"),
+        };
+        missing(store.get(&owner, id).await.map(drop));
+        missing(store.regenerate(&owner, id).await.map(drop));
+        missing(store.confirm_second_factor(&owner, id).await);
+        missing(store.revoke(&owner, id).await);
+    }
+    if store.engine() != Engine::MySql {
+        assert_eq!(store.revoke_all(&owner).await.unwrap(), 0);
+    }
+    // The key of owner 7 is untouched.
+    assert_eq!(store.get(&7, key.id()).await.unwrap().id, key.id());
+    assert!(
+        store
+            .verify(&bearer(key.plain_text_token().as_str()))
+            .await
+            .is_ok()
+    );
 }
 
 async fn a_database_failure_is_a_backend_error(db: &TestDb) {
