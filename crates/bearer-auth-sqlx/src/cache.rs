@@ -468,6 +468,35 @@ mod tests {
         assert_eq!(kept, 700);
     }
 
+    /// An entry is in force for exactly its time to live: at `since + ttl - 1 ms` yes, at
+    /// `since + ttl` no, in both the plain and the capped reads.
+    #[test]
+    fn an_entry_is_in_force_until_its_time_to_live_has_passed() {
+        let ttl = Duration::from_secs(2);
+        let cache = Bounded::new(10, ttl).unwrap();
+        let digest = TokenHash::of("a");
+        let since = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        cache.insert(digest, InvalidReason::Unknown, since);
+        let last = since + ttl - Duration::from_millis(1);
+        for capped in [false, true] {
+            assert_eq!(
+                cache.get(&digest, since, capped),
+                Some(InvalidReason::Unknown)
+            );
+            assert_eq!(
+                cache.get(&digest, last, capped),
+                Some(InvalidReason::Unknown)
+            );
+        }
+        assert!(cache.fresh(since, last));
+        assert!(!cache.fresh(since, since + ttl));
+        // Read before it was kept (a clock gone back): not in force either.
+        assert!(!cache.fresh(since, since - Duration::from_millis(1)));
+        assert_eq!(cache.get(&digest, since + ttl, false), None);
+        cache.insert(digest, InvalidReason::Unknown, since);
+        assert_eq!(cache.get(&digest, since + ttl, true), None);
+    }
+
     thread_local! {
         /// Run by `load` once it has its answer, before it leaves the lookup: stands for
         /// a request preempted at that point.
