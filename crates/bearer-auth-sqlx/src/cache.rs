@@ -492,9 +492,13 @@ mod tests {
         assert!(!cache.fresh(since, since + ttl));
         // Read before it was kept (a clock gone back): not in force either.
         assert!(!cache.fresh(since, since - Duration::from_millis(1)));
+        assert_eq!(cache.entries.len(), 1);
         assert_eq!(cache.get(&digest, since + ttl, false), None);
+        // The stale entry read is taken out.
+        assert_eq!(cache.entries.len(), 0);
         cache.insert(digest, InvalidReason::Unknown, since);
         assert_eq!(cache.get(&digest, since + ttl, true), None);
+        assert_eq!(cache.entries.len(), 0);
     }
 
     thread_local! {
