@@ -501,6 +501,35 @@ mod tests {
         assert_eq!(cache.entries.len(), 0);
     }
 
+    /// Stale entries are swept out when an answer is stored, at most once per tenth of
+    /// the time to live.
+    #[test]
+    fn stale_entries_are_swept_at_most_once_per_tenth_of_the_time_to_live() {
+        let ttl = Duration::from_secs(2);
+        let cache = Bounded::new(100, ttl).unwrap();
+        let digest = |n: u32| TokenHash::of(&format!("token {n}"));
+        let ms = Duration::from_millis;
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        cache.insert(digest(1), InvalidReason::Unknown, t0);
+        cache.insert(digest(2), InvalidReason::Unknown, t0);
+        // 1 and 2 stale: the next answer stored sweeps them out.
+        let t1 = t0 + ttl;
+        cache.insert(digest(3), InvalidReason::Unknown, t1);
+        assert_eq!(cache.entries.len(), 1);
+        // An answer kept since long ago (stored with its own time, no sweep then).
+        cache.insert(digest(4), InvalidReason::Unknown, t1 - ttl);
+        // 199 ms after the sweep: none.
+        cache.insert(digest(5), InvalidReason::Unknown, t1 + ms(199));
+        assert_eq!(cache.entries.len(), 3);
+        // 200 ms after it: 4 goes.
+        cache.insert(digest(6), InvalidReason::Unknown, t1 + ms(200));
+        assert_eq!(cache.entries.len(), 3);
+        assert_eq!(cache.get(&digest(4), t1, false), None);
+        for n in [3, 5, 6] {
+            assert!(cache.get(&digest(n), t1 + ms(200), false).is_some(), "{n}");
+        }
+    }
+
     thread_local! {
         /// Run by `load` once it has its answer, before it leaves the lookup: stands for
         /// a request preempted at that point.
