@@ -188,6 +188,36 @@ mod tests {
     }
 
     #[test]
+    fn requeue_moves_a_later_use_of_the_same_digest_only() {
+        let r = Recorder::new(Duration::from_secs(60));
+        let (old, new) = (TokenHash::of("old"), TokenHash::of("new"));
+        // The failed batch's use is later than the one noted meanwhile: it wins.
+        r.record(7, old, 30);
+        let batch = r.drain();
+        r.record(7, old, 20);
+        r.requeue(batch);
+        assert_eq!(r.drain(), [(7, 30, old)]);
+        // Regenerated meanwhile: the new digest's use stays as it is, whatever the time.
+        r.record(7, old, 30);
+        let batch = r.drain();
+        r.record(7, new, 20);
+        r.requeue(batch);
+        assert_eq!(r.drain(), [(7, 20, new)]);
+    }
+
+    #[test]
+    fn a_start_given_back_can_be_taken_again_unless_stopped() {
+        let r = Recorder::new(Duration::from_secs(60));
+        assert!(r.should_start());
+        r.unstart();
+        assert!(r.should_start());
+        assert!(!r.should_start());
+        assert!(r.stop().is_none());
+        r.unstart();
+        assert!(!r.should_start());
+    }
+
+    #[test]
     fn the_writer_starts_once() {
         let r = Recorder::new(Duration::from_secs(60));
         assert!(r.should_start());

@@ -1511,8 +1511,15 @@ mod tests {
             "{debug}"
         );
         assert!(
-            debug.contains(", last_used_interval: 31536000s, "),
+            debug.contains(", timezone: Z, last_used_interval: 31536000s, "),
             "{debug}"
+        );
+        let zoned = SqlStore::builder(sqlite().await)
+            .timezone(chrono::FixedOffset::east_opt(3600).unwrap())
+            .build();
+        assert!(
+            format!("{zoned:?}").contains(", timezone: +01:00, "),
+            "{zoned:?}"
         );
         assert!(
             debug.ends_with(r#", notify_channel: "bearer_auth_sqlx", .. }"#),
