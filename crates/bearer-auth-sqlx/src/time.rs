@@ -187,5 +187,90 @@ mod tests {
     fn before_the_epoch_rounds_down() {
         let t = UNIX_EPOCH - Duration::from_millis(500);
         assert_eq!(utc_seconds(t).timestamp(), -1);
+        let t = UNIX_EPOCH - Duration::from_millis(2500);
+        assert_eq!(utc_seconds(t).timestamp(), -3);
+        // A whole second stays itself.
+        let t = UNIX_EPOCH - Duration::from_secs(2);
+        assert_eq!(utc_seconds(t).timestamp(), -2);
+    }
+
+    /// Samoa at the end of 2011: from UTC-10 to UTC+14 at 2011-12-30 10:00 UTC, so that
+    /// the local day of 2011-12-30 never happened.
+    #[derive(Clone, Copy, Debug)]
+    struct Samoa2011;
+
+    impl Samoa2011 {
+        fn before() -> FixedOffset {
+            FixedOffset::west_opt(10 * 3600).unwrap()
+        }
+        fn after() -> FixedOffset {
+            FixedOffset::east_opt(14 * 3600).unwrap()
+        }
+        fn switch() -> NaiveDateTime {
+            at("2011-12-30 10:00:00")
+        }
+    }
+
+    impl TimeZone for Samoa2011 {
+        type Offset = FixedOffset;
+
+        fn from_offset(_: &FixedOffset) -> Self {
+            Self
+        }
+
+        fn offset_from_local_date(
+            &self,
+            local: &chrono::NaiveDate,
+        ) -> chrono::LocalResult<FixedOffset> {
+            let skipped = at("2011-12-30 00:00:00").date();
+            match local.cmp(&skipped) {
+                std::cmp::Ordering::Less => chrono::LocalResult::Single(Self::before()),
+                std::cmp::Ordering::Equal => chrono::LocalResult::None,
+                std::cmp::Ordering::Greater => chrono::LocalResult::Single(Self::after()),
+            }
+        }
+
+        fn offset_from_local_datetime(
+            &self,
+            local: &NaiveDateTime,
+        ) -> chrono::LocalResult<FixedOffset> {
+            if *local < at("2011-12-30 00:00:00") {
+                chrono::LocalResult::Single(Self::before())
+            } else if *local >= at("2011-12-31 00:00:00") {
+                chrono::LocalResult::Single(Self::after())
+            } else {
+                chrono::LocalResult::None
+            }
+        }
+
+        fn offset_from_utc_date(&self, utc: &chrono::NaiveDate) -> FixedOffset {
+            self.offset_from_utc_datetime(&utc.and_time(chrono::NaiveTime::MIN))
+        }
+
+        fn offset_from_utc_datetime(&self, utc: &NaiveDateTime) -> FixedOffset {
+            if *utc < Self::switch() {
+                Self::before()
+            } else {
+                Self::after()
+            }
+        }
+    }
+
+    #[test]
+    fn a_skipped_local_time_reads_as_the_first_one_after_the_gap_even_a_whole_day() {
+        let clock = Clock::new(Samoa2011);
+        let switch = UNIX_EPOCH + Duration::from_secs(1_325_239_200); // 2011-12-30T10:00:00Z
+        assert_eq!(clock.naive(switch), at("2011-12-31 00:00:00"));
+        assert_eq!(
+            clock.naive(switch - Duration::from_secs(1)),
+            at("2011-12-29 23:59:59")
+        );
+        // The skipped day's first second: 24 hours of 15-minute steps to the gap's end.
+        assert_eq!(clock.instant(at("2011-12-30 00:00:00")), switch);
+        assert_eq!(clock.instant(at("2011-12-30 17:30:00")), switch);
+        assert_eq!(
+            clock.instant(at("2011-12-29 23:59:59")),
+            switch - Duration::from_secs(1)
+        );
     }
 }
