@@ -104,7 +104,7 @@ pub(crate) use on_every_engine;
 
 /// The server URL in `var`; `None` (the test is skipped, which is said once) when
 /// unset, and a failure when `CI=true`.
-fn server_url(var: &str, said: &AtomicBool) -> Option<String> {
+pub(crate) fn server_url(var: &str, said: &AtomicBool) -> Option<String> {
     match std::env::var(var) {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
@@ -124,7 +124,7 @@ fn server_url(var: &str, said: &AtomicBool) -> Option<String> {
     }
 }
 
-fn unique_name() -> String {
+pub(crate) fn unique_name() -> String {
     let mut bytes = [0_u8; 6];
     getrandom::fill(&mut bytes).unwrap();
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();

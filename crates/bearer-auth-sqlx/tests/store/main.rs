@@ -13,5 +13,6 @@ mod laravel;
 mod last_used;
 mod notify;
 mod outage;
+mod pool;
 mod schema;
 mod suite;
