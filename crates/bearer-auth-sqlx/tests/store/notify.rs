@@ -713,3 +713,59 @@ async fn listening_refuses_a_disabled_trigger() {
     })
     .await;
 }
+
+/// How many backends other than this one last ran the `LISTEN` of `channel`: the
+/// listeners (within their first heartbeat, which runs `select 1` after 5 s).
+async fn listeners(db: &TestDb, channel: &str) -> i64 {
+    let Pool::Postgres(pool) = &db.pool else {
+        panic!("{:?}", db.pool)
+    };
+    sqlx::query_scalar(
+        "select count(*) from pg_stat_activity where pid <> pg_backend_pid() \
+         and query ilike 'listen %' and position($1 in query) > 0",
+    )
+    .bind(channel)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+/// Waits until `listeners` is `n`; fails after 3 s.
+async fn until_listeners(db: &TestDb, channel: &str, n: i64) {
+    let since = Instant::now();
+    loop {
+        let now = listeners(db, channel).await;
+        if now == n {
+            return;
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(3),
+            "{now} listeners, not {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Listening again replaces the listener (the first one stops and closes its
+/// connection), and dropping the store ends the listener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listening_again_replaces_the_listener_and_a_dropped_store_ends_it() {
+    run(Kind::Postgres, async |db: &TestDb| {
+        let channel = channel();
+        let store = SqlStore::builder(db.pool.clone())
+            .notify_channel(channel.as_str())
+            .build();
+        store.migrate().await.unwrap();
+        store.install_notify_trigger().await.unwrap();
+        store.listen_for_changes().await.unwrap();
+        until_listeners(db, &channel, 1).await;
+        store.listen_for_changes().await.unwrap();
+        // The new one is there before the first one goes: 2, then 1.
+        until_listeners(db, &channel, 1).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(listeners(db, &channel).await, 1);
+        drop(store);
+        until_listeners(db, &channel, 0).await;
+    })
+    .await;
+}
