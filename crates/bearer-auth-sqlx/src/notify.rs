@@ -514,6 +514,23 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg(feature = "postgres")]
+    fn the_marker_names_the_definitions_by_a_digest() {
+        let marker = marker();
+        let digest = marker
+            .strip_prefix("bearer_auth_sqlx notify ")
+            .unwrap_or_else(|| panic!("{marker}"));
+        assert_eq!(digest.len(), 16, "{marker}");
+        assert!(
+            digest
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+            "{marker}"
+        );
+        assert_eq!(marker, super::marker());
+    }
+
+    #[test]
     fn channel_names_are_plain_identifiers() {
         for ok in ["bearer_auth_sqlx", "a", "_x1", &"a".repeat(63)] {
             assert!(valid_channel(ok), "{ok}");

@@ -769,3 +769,49 @@ async fn listening_again_replaces_the_listener_and_a_dropped_store_ends_it() {
     })
     .await;
 }
+
+/// A notification of `*` empties the cache; one of a digest evicts that digest alone;
+/// anything else is ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_star_notification_empties_the_cache_and_a_digest_evicts_one() {
+    run(Kind::Postgres, async |db: &TestDb| {
+        let channel = channel();
+        let (here, there) = two_instances(db, &channel, db.another_pool().await).await;
+        let (_, one) = issue(&here, &there, "one").await;
+        let (_, two) = issue(&here, &there, "two").await;
+        let (_, three) = issue(&here, &there, "three").await;
+        let notify = |payload: String| {
+            let channel = channel.clone();
+            async move {
+                db.exec(&[&format!("select pg_notify('{channel}', '{payload}')")])
+                    .await;
+            }
+        };
+        let hex = |token: &str| {
+            let secret = token.split_once('|').unwrap().1;
+            bearer_auth::TokenHash::of(secret).to_hex()
+        };
+        // Not ours: nothing changes. Then the digest of one: only one goes.
+        notify("not a digest".into()).await;
+        notify(hex(&one)).await;
+        let since = Instant::now();
+        while cached(&there, &one).is_some() {
+            assert!(since.elapsed() < Duration::from_secs(2), "one still cached");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(cached(&there, &two), Some("ok"));
+        assert_eq!(cached(&there, &three), Some("ok"));
+        // `*`: all go.
+        notify("*".into()).await;
+        let since = Instant::now();
+        while cached(&there, &two).is_some() || cached(&there, &three).is_some() {
+            assert!(
+                since.elapsed() < Duration::from_secs(2),
+                "still cached after *"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        there.shutdown().await.unwrap();
+    })
+    .await;
+}
