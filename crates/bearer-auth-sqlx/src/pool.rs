@@ -111,12 +111,13 @@ impl Pool {
     pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
         let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
         match scheme {
+            #[cfg(feature = "sqlite")]
             "sqlite" => Self::connect_sqlite(url).await,
+            #[cfg(feature = "postgres")]
             "postgres" | "postgresql" => Self::connect_postgres(url).await,
+            #[cfg(feature = "mysql")]
             "mysql" | "mariadb" => Self::connect_mysql(url).await,
-            _ => Err(sqlx::Error::Configuration(
-                format!("bearer-auth-sqlx: unsupported database URL scheme {scheme:?}").into(),
-            )),
+            _ => Err(unsupported(scheme)),
         }
     }
 
@@ -147,11 +148,6 @@ impl Pool {
         Ok(Self::Sqlite(pool))
     }
 
-    #[cfg(not(feature = "sqlite"))]
-    async fn connect_sqlite(_: &str) -> Result<Self, sqlx::Error> {
-        Err(not_compiled("sqlite"))
-    }
-
     #[cfg(feature = "postgres")]
     async fn connect_postgres(url: &str) -> Result<Self, sqlx::Error> {
         use sqlx::postgres::PgPoolOptions;
@@ -162,11 +158,6 @@ impl Pool {
                 .connect(url)
                 .await?,
         ))
-    }
-
-    #[cfg(not(feature = "postgres"))]
-    async fn connect_postgres(_: &str) -> Result<Self, sqlx::Error> {
-        Err(not_compiled("postgres"))
     }
 
     #[cfg(feature = "mysql")]
@@ -183,11 +174,6 @@ impl Pool {
                 .connect(&url)
                 .await?,
         ))
-    }
-
-    #[cfg(not(feature = "mysql"))]
-    async fn connect_mysql(_: &str) -> Result<Self, sqlx::Error> {
-        Err(not_compiled("mysql"))
     }
 
     /// Which engine this is.
@@ -216,9 +202,50 @@ impl Pool {
     }
 }
 
-#[cfg(not(all(feature = "sqlite", feature = "postgres", feature = "mysql")))]
-fn not_compiled(feature: &str) -> sqlx::Error {
-    sqlx::Error::Configuration(
-        format!("bearer-auth-sqlx was built without its `{feature}` feature").into(),
-    )
+/// Why a URL of `scheme` cannot be connected to: an engine whose feature this build does
+/// not have, or no engine at all.
+fn unsupported(scheme: &str) -> sqlx::Error {
+    let feature = match scheme {
+        "sqlite" => Some("sqlite"),
+        "postgres" | "postgresql" => Some("postgres"),
+        "mysql" | "mariadb" => Some("mysql"),
+        _ => None,
+    };
+    let message = match feature {
+        Some(feature) => format!("bearer-auth-sqlx was built without its `{feature}` feature"),
+        None => format!("bearer-auth-sqlx: unsupported database URL scheme {scheme:?}"),
+    };
+    sqlx::Error::Configuration(message.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(error: sqlx::Error) -> String {
+        match error {
+            sqlx::Error::Configuration(e) => e.to_string(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_engine_left_out_of_the_build_is_named_by_its_feature() {
+        for (scheme, feature) in [
+            ("sqlite", "sqlite"),
+            ("postgres", "postgres"),
+            ("postgresql", "postgres"),
+            ("mysql", "mysql"),
+            ("mariadb", "mysql"),
+        ] {
+            assert_eq!(
+                message(unsupported(scheme)),
+                format!("bearer-auth-sqlx was built without its `{feature}` feature")
+            );
+        }
+        assert_eq!(
+            message(unsupported("oracle")),
+            r#"bearer-auth-sqlx: unsupported database URL scheme "oracle""#
+        );
+    }
 }
