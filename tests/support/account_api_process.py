@@ -1,6 +1,6 @@
-"""What the Python helpers of tests/outage.sh and tests/two-instances.sh share: the
-clock, a free loopback port, a keep-alive HTTP client, and an account_api process that
-dies with its parent."""
+"""What the Python helpers of the tests/ scripts share: the log, the clock and a free
+loopback port (all of them); a keep-alive HTTP client and an account_api process that dies
+with its parent (tests/outage.sh and tests/two-instances.sh)."""
 
 import http.client
 import json

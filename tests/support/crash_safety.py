@@ -36,7 +36,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -44,17 +43,9 @@ import tempfile
 import threading
 import time
 
+from account_api_process import free_port, log
+
 PASSWORD = "crash safety password"
-
-
-def log(*args):
-    print(*args, file=sys.stderr, flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Client:

@@ -51,7 +51,6 @@ import random
 import secrets
 import shutil
 import signal
-import socket
 import string
 import subprocess
 import sys
@@ -59,21 +58,13 @@ import tempfile
 import threading
 import time
 
+from account_api_process import free_port, log
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 PASSWORD = "flood test password"
 UNAUTHENTICATED = b'{"message":"Unauthenticated."}'
 TTL = 5.0  # the store's default cache time to live (bearer_auth_sqlx::DEFAULT_CACHE_TTL)
 INDEX = "personal_access_tokens_token_unique"
-
-
-def log(*args):
-    print(*args, file=sys.stderr, flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def random_token():

@@ -48,13 +48,14 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import string
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+
+from account_api_process import free_port, log
 
 PASSWORD = "soak api password"
 UNAUTHENTICATED = {"message": "Unauthenticated."}
@@ -66,16 +67,6 @@ UNAVAILABLE = {"message": "Service Unavailable."}
 TOKEN_RE = re.compile(r"^[0-9]+\|[A-Za-z0-9]{40}[0-9a-f]{8}$")
 KEY_FIELDS = {"id", "name", "abilities", "last_used_at", "expires_at", "created_at"}
 NEW_KEY_FIELDS = {"id", "name", "abilities", "expires_at", "created_at", "plain_text_token"}
-
-
-def log(*args):
-    print(*args, file=sys.stderr, flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def random_token():

@@ -1534,25 +1534,27 @@ mod tests {
 
     #[tokio::test]
     async fn dropping_the_store_stops_its_writer_task() {
-        let store = SqlStore::builder(sqlite().await)
-            .last_used_interval(Duration::from_secs(3600))
-            .build();
-        store.migrate().await.unwrap();
-        let key = store.create(NewToken::new(7, "k")).await.unwrap();
-        let bearer = BearerToken::from_token(key.plain_text_token().as_str()).unwrap();
-        assert!(store.verify(&bearer).await.is_ok());
-        // The first accepted use started the writer, which waits an hour for its round.
+        /// A store on SQLite in memory whose writer an accepted use has started (it waits
+        /// an hour for its first round).
+        async fn writing() -> SqlStore {
+            let store = SqlStore::builder(sqlite().await)
+                .last_used_interval(Duration::from_secs(3600))
+                .build();
+            store.migrate().await.unwrap();
+            let key = store.create(NewToken::new(7, "k")).await.unwrap();
+            let bearer = BearerToken::from_token(key.plain_text_token().as_str()).unwrap();
+            assert!(store.verify(&bearer).await.is_ok());
+            store
+        }
+
+        let store = writing().await;
         let recorder = Arc::clone(&store.inner.recorder);
         drop(store);
         // The drop took the writer's handle and told it to stop: nothing is left to stop.
         assert!(recorder.stop().is_none());
 
         // The same without the drop: the writer is still there.
-        let store = SqlStore::builder(sqlite().await).build();
-        store.migrate().await.unwrap();
-        let key = store.create(NewToken::new(7, "k")).await.unwrap();
-        let bearer = BearerToken::from_token(key.plain_text_token().as_str()).unwrap();
-        assert!(store.verify(&bearer).await.is_ok());
+        let store = writing().await;
         let writer = store.inner.recorder.stop().unwrap();
         writer.await.unwrap();
     }
