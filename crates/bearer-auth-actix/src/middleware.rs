@@ -371,8 +371,7 @@ where
         };
         // A verifier with the answer at hand (an in-memory store, a cache hit): decided
         // here, with no future to allocate.
-        if let Some(outcome) = self.auth.verify_now(&token) {
-            drop(token);
+        if let Some(outcome) = self.auth.verify_now(token) {
             return match outcome {
                 Ok(principal) => {
                     admit(
@@ -385,6 +384,9 @@ where
                 Err(rejection) => ResponseFuture::refused(refuse(req, &self.auth, &rejection)),
             };
         }
+        // The verifier must be awaited: the future owns a copy of the token (zeroed
+        // when dropped), the only one made.
+        let token = token.into_owned();
         let service = Rc::clone(&self.service);
         let auth = Arc::clone(&self.auth);
         ResponseFuture::verifying(Box::pin(async move {
@@ -559,7 +561,7 @@ mod tests {
         };
         assert!(
             awaited
-                .verify_now(&BearerToken::from_token("x").unwrap())
+                .verify_now(bearer_auth::BearerTokenRef::from_token("x").unwrap())
                 .is_none()
         );
         let fast = test::init_service(

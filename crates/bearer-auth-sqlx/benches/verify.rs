@@ -143,10 +143,15 @@ fn hit(c: &mut Criterion) {
                     let block = BLOCK.min(iters - done);
                     if fast_path {
                         beside += time_n(block, &mut next_memory, |t| {
-                            black_box(memory.verify_now(black_box(t)).unwrap().unwrap());
+                            black_box(
+                                memory
+                                    .verify_now(black_box(t.as_borrowed()))
+                                    .unwrap()
+                                    .unwrap(),
+                            );
                         });
                         with += time_n(block, &mut next, |t| {
-                            black_box(sql.verify_now(black_box(t)).unwrap().unwrap());
+                            black_box(sql.verify_now(black_box(t.as_borrowed())).unwrap().unwrap());
                         });
                     } else {
                         beside += time_n(block, &mut next_memory, |t| {

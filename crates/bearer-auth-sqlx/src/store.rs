@@ -16,7 +16,7 @@ use std::{
 
 use async_trait::async_trait;
 use bearer_auth::{
-    Abilities, AccessToken, BearerToken, DEFAULT_ERROR_LOG_INTERVAL, ErrorLogThrottle,
+    AccessToken, BearerToken, BearerTokenRef, DEFAULT_ERROR_LOG_INTERVAL, ErrorLogThrottle,
     InvalidReason, IssuedToken, KeyGenerator, NewToken, Rejection, StoreError, TokenHash,
     TokenInfo, TokenParts, TokenStore, TokenVerifier,
 };
@@ -308,11 +308,11 @@ impl SqlStoreBuilder {
 #[derive(Debug)]
 pub(crate) struct TokenRow {
     pub(crate) id: u64,
-    pub(crate) owner: u64,
-    pub(crate) abilities: Abilities,
+    /// The row's principal (id, owner, abilities, second-factor state), made once when
+    /// the row is read: a hit clones it without allocating.
+    pub(crate) principal: AccessToken<u64>,
     pub(crate) expires_at: Option<SystemTime>,
     pub(crate) created_at: Option<SystemTime>,
-    pub(crate) second_factor_pending: bool,
     /// The Unix second of the last use noted for `last_used_at` through this row: a
     /// cached row notes one use per second at most, the column's precision.
     pub(crate) noted: AtomicI64,
@@ -617,9 +617,9 @@ impl SqlStore {
     /// serves the cache's time to live and the row's checks.
     fn answer_from_cache(
         &self,
-        token: &BearerToken,
+        token: &str,
     ) -> Result<Result<AccessToken<u64>, Rejection>, TokenHash> {
-        let parts = match TokenParts::split(token.as_str()) {
+        let parts = match TokenParts::split(token) {
             Ok(parts) => parts,
             Err(rejection) => return Ok(Err(rejection)),
         };
@@ -672,13 +672,17 @@ impl SqlStore {
                 .fetch_optional(p)
                 .await?;
             row.map(|row| -> Result<TokenRow, sqlx::Error> {
+                let id = unsigned(row.try_get::<Id, _>("id")?)?;
                 Ok(TokenRow {
-                    id: unsigned(row.try_get::<Id, _>("id")?)?,
-                    owner: unsigned(row.try_get::<Id, _>("tokenable_id")?)?,
-                    abilities: abilities::decode(row.try_get::<Option<String>, _>("abilities")?.as_deref()),
+                    id,
+                    principal: AccessToken::new(
+                        id,
+                        unsigned(row.try_get::<Id, _>("tokenable_id")?)?,
+                        abilities::decode(row.try_get::<Option<String>, _>("abilities")?.as_deref()),
+                        row.try_get::<Option<Id>, _>("pending")?.is_some(),
+                    ),
                     expires_at: self.instant(row.try_get::<Option<Ts>, _>("expires_at")?),
                     created_at: self.instant(row.try_get::<Option<Ts>, _>("created_at")?),
-                    second_factor_pending: row.try_get::<Option<Id>, _>("pending")?.is_some(),
                     noted: AtomicI64::new(i64::MIN),
                 })
             })
@@ -711,12 +715,7 @@ impl SqlStore {
             row.noted.store(secs, Ordering::Relaxed);
             self.note_use(row.id, digest, secs);
         }
-        Ok(AccessToken::new(
-            row.id,
-            row.owner,
-            row.abilities.clone(),
-            row.second_factor_pending,
-        ))
+        Ok(row.principal.clone())
     }
 
     /// Why `row` is not in force at `now`, if it is not. Sanctum: expired once
@@ -982,7 +981,7 @@ impl TokenVerifier for SqlStore {
         // A hit (or a malformed token) is answered without entering the query's state
         // machine: the future this method returns stays small, and the miss, boxed on
         // its own, pays the allocation of the large one.
-        match self.answer_from_cache(token) {
+        match self.answer_from_cache(token.as_str()) {
             Ok(answer) => answer,
             Err(digest) => Box::pin(self.verify_miss(token, digest)).await,
         }
@@ -990,8 +989,8 @@ impl TokenVerifier for SqlStore {
 
     /// The answer of [`verify`](Self::verify) when the cache holds it (or the token is
     /// malformed); `None` when the database must be asked.
-    fn verify_now(&self, token: &BearerToken) -> Option<Result<AccessToken<u64>, Rejection>> {
-        self.answer_from_cache(token).ok()
+    fn verify_now(&self, token: BearerTokenRef<'_>) -> Option<Result<AccessToken<u64>, Rejection>> {
+        self.answer_from_cache(token.as_str()).ok()
     }
 }
 

@@ -178,7 +178,7 @@ where
                 // A verifier with the answer at hand (an in-memory store, a cache hit):
                 // decided here, with no future to allocate and no clone of the inner
                 // service.
-                if let Some(outcome) = self.auth.verify_now(&token) {
+                if let Some(outcome) = self.auth.verify_now(token) {
                     return match outcome {
                         Ok(principal) => {
                             admit(&mut request, Outcome::Accepted(principal));
@@ -187,6 +187,9 @@ where
                         Err(rejection) => ResponseFuture::rejected(self.auth.respond(&rejection)),
                     };
                 }
+                // The verifier must be awaited: the future owns a copy of the token
+                // (zeroed when dropped), the only one made.
+                let token = token.into_owned();
                 // The service that `poll_ready` drove to readiness is the one to call
                 // once the token is verified; this one keeps a fresh clone.
                 let clone = self.inner.clone();
@@ -373,7 +376,7 @@ mod tests {
         };
         assert!(
             awaited
-                .verify_now(&BearerToken::from_token("x").unwrap())
+                .verify_now(bearer_auth::BearerTokenRef::from_token("x").unwrap())
                 .is_none()
         );
         let inner = tower::service_fn(|request: Request<()>| async move {

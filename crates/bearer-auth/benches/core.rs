@@ -1,6 +1,8 @@
 //! The core's hot path, piece by piece: `cargo bench -p bearer-auth --bench core`.
 //!
-//! - `parse/header`: reading `Authorization: Bearer <sanctum token>`;
+//! - `parse/header`: reading `Authorization: Bearer <sanctum token>` as the adapters do,
+//!   borrowed from the header (`BearerTokenRef`); `parse/header-owned` with the owned
+//!   copy (`BearerToken`) an awaited verifier gets, zeroed when dropped;
 //! - `sha256/secret`: the digest of a 48-character secret alone, the floor of any
 //!   verification that stores only digests;
 //! - `verify/memory/N`: `MemoryStore` verification of a valid token with N keys stored,
@@ -24,7 +26,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bearer_auth::{BearerToken, MemoryStore, NewToken, TokenHash, TokenVerifier};
+use bearer_auth::{BearerToken, BearerTokenRef, MemoryStore, NewToken, TokenHash, TokenVerifier};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 
 /// The store's verifier never waits, so one poll finishes it.
@@ -44,6 +46,9 @@ const SAMPLE: &str = "1|aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789ABCDc6c73a82";
 fn parse(c: &mut Criterion) {
     let header = format!("Bearer {SAMPLE}");
     c.bench_function("parse/header", |b| {
+        b.iter(|| BearerTokenRef::parse(black_box(header.as_bytes())).unwrap())
+    });
+    c.bench_function("parse/header-owned", |b| {
         b.iter(|| BearerToken::parse(black_box(header.as_bytes())).unwrap())
     });
 }

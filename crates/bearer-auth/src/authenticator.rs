@@ -7,8 +7,8 @@ use bytes::Bytes;
 use http::{HeaderMap, Response, header::AUTHORIZATION};
 
 use crate::{
-    BearerToken, Challenge, DEFAULT_ERROR_LOG_INTERVAL, DEFAULT_MAX_TOKEN_LEN, ErrorLogThrottle,
-    InvalidRealm, Principal, Rejection, TokenVerifier, throttle::DisplayedText,
+    BearerToken, BearerTokenRef, Challenge, DEFAULT_ERROR_LOG_INTERVAL, DEFAULT_MAX_TOKEN_LEN,
+    ErrorLogThrottle, InvalidRealm, Principal, Rejection, TokenVerifier, throttle::DisplayedText,
 };
 
 /// What a route asks of a request beyond a valid token.
@@ -316,16 +316,22 @@ impl<V> Authenticator<V> {
 }
 
 impl<V: TokenVerifier> Authenticator<V> {
-    /// Reads the Bearer token from the values of every `Authorization` header.
+    /// Reads the Bearer token from the values of every `Authorization` header, borrowed
+    /// from them: no copy of the secret is made here. [`verify_now`](Self::verify_now)
+    /// takes it as it is; [`BearerTokenRef::into_owned`] makes the copy that
+    /// [`verify`](Self::verify) needs.
     ///
     /// `Ok(None)` when there is none and the policy is [optional](Policy::optional).
-    /// A token longer than [`max_token_len`](Self::max_token_len) is refused here,
-    /// before any copy. A refusal is logged here.
-    pub fn read_token<'a, I>(&self, authorization: I) -> Result<Option<BearerToken>, Rejection>
+    /// A token longer than [`max_token_len`](Self::max_token_len) is refused here.
+    /// A refusal is logged here.
+    pub fn read_token<'a, I>(
+        &self,
+        authorization: I,
+    ) -> Result<Option<BearerTokenRef<'a>>, Rejection>
     where
         I: IntoIterator<Item = &'a [u8]>,
     {
-        match BearerToken::from_header_values_with_max_len(authorization, self.max_token_len) {
+        match BearerTokenRef::from_header_values_with_max_len(authorization, self.max_token_len) {
             Ok(token) => Ok(Some(token)),
             Err(crate::ParseError::Missing) if self.policy.optional => Ok(None),
             Err(error) => Err(self.refused(error.into())),
@@ -341,7 +347,7 @@ impl<V: TokenVerifier> Authenticator<V> {
     /// [`verify`](Self::verify) without waiting, when the verifier has the answer at hand
     /// ([`TokenVerifier::verify_now`]); `None` when [`verify`](Self::verify) must be
     /// awaited instead. The adapters try this first. A refusal is logged here.
-    pub fn verify_now(&self, token: &BearerToken) -> Option<Result<V::Principal, Rejection>> {
+    pub fn verify_now(&self, token: BearerTokenRef<'_>) -> Option<Result<V::Principal, Rejection>> {
         let outcome = self.verifier.verify_now(token)?;
         Some(self.decide(outcome))
     }
@@ -355,7 +361,9 @@ impl<V: TokenVerifier> Authenticator<V> {
         outcome.map_err(|rejection| self.refused(rejection))
     }
 
-    /// [`read_token`](Self::read_token) then [`verify`](Self::verify).
+    /// [`read_token`](Self::read_token) then [`verify_now`](Self::verify_now), or
+    /// [`verify`](Self::verify) on an owned copy of the token when the verifier must be
+    /// awaited.
     pub async fn authenticate<'a, I>(
         &self,
         authorization: I,
@@ -363,10 +371,13 @@ impl<V: TokenVerifier> Authenticator<V> {
     where
         I: IntoIterator<Item = &'a [u8]>,
     {
-        match self.read_token(authorization)? {
-            Some(token) => self.verify(&token).await.map(Some),
-            None => Ok(None),
+        let Some(token) = self.read_token(authorization)? else {
+            return Ok(None);
+        };
+        if let Some(outcome) = self.verify_now(token) {
+            return outcome.map(Some);
         }
+        self.verify(&token.into_owned()).await.map(Some)
     }
 
     /// [`authenticate`](Self::authenticate) with the headers of an `http` request.
@@ -765,16 +776,16 @@ mod tests {
         let issued = store
             .create(crate::NewToken::new("a".to_owned(), "k").abilities(["read"]))
             .unwrap();
-        let token = BearerToken::from_token(issued.plain_text_token().as_str()).unwrap();
+        let token = BearerTokenRef::from_token(issued.plain_text_token().as_str()).unwrap();
         let open = Authenticator::new(store.clone());
-        assert_eq!(open.verify_now(&token).unwrap().unwrap().owner(), "a");
+        assert_eq!(open.verify_now(token).unwrap().unwrap().owner(), "a");
         let strict = Authenticator::new(store).with_policy(Policy::new().require_all(["write"]));
         assert!(matches!(
-            strict.verify_now(&token),
+            strict.verify_now(token),
             Some(Err(Rejection::MissingAbility))
         ));
         // A verifier without a fast path leaves the answer to `verify`.
-        assert!(auth(Policy::new()).verify_now(&token).is_none());
+        assert!(auth(Policy::new()).verify_now(token).is_none());
     }
 
     #[tokio::test]

@@ -4,9 +4,10 @@
 //! This crate decides about a request; the adapters `bearer-auth-tower` (axum, hyper, any
 //! Tower stack) and `bearer-auth-actix` (actix-web) only carry its decision. It holds:
 //!
-//! - [`BearerToken`]: `Authorization: Bearer <token>` read to RFC 6750's grammar (plus `|`
-//!   for Laravel Sanctum tokens), with a check whose work depends only on the token's
-//!   length;
+//! - [`BearerToken`] and [`BearerTokenRef`]: `Authorization: Bearer <token>` read to RFC
+//!   6750's grammar (plus `|` for Laravel Sanctum tokens), with a check whose work depends
+//!   only on the token's length; owned (zeroed when dropped) or borrowed from the header
+//!   (no copy of the secret);
 //! - [`TokenVerifier`]: the one extension point, implemented by your backend or made from
 //!   a closure with [`verifier_fn`];
 //! - [`Rejection`]: the documented answers (401 `{"message":"Unauthenticated."}`, the 403
@@ -89,6 +90,7 @@
 #![forbid(unsafe_code)]
 
 mod authenticator;
+mod clock;
 mod extension;
 mod key;
 mod memory;
@@ -106,7 +108,7 @@ pub use key::{
     TokenSecret,
 };
 pub use memory::{MemoryStore, MemoryStoreBuilder};
-pub use parse::{BearerToken, DEFAULT_MAX_TOKEN_LEN, ParseError};
+pub use parse::{BearerToken, BearerTokenRef, DEFAULT_MAX_TOKEN_LEN, ParseError};
 pub use principal::{Abilities, Principal};
 pub use rejection::{
     BoxError, Challenge, InvalidRealm, InvalidReason, MISSING_ABILITY_BODY, Rejection,

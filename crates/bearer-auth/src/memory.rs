@@ -15,9 +15,11 @@ use dashmap::{DashMap, Entry};
 use subtle::{Choice, ConstantTimeEq};
 
 use crate::{
-    AccessToken, BearerToken, InvalidReason, IssuedToken, KeyError, KeyGenerator, NewToken,
-    Rejection, StoreError, TokenHash, TokenInfo, TokenParts, TokenSecret, TokenStore,
-    TokenVerifier, store::to_ms,
+    AccessToken, BearerToken, BearerTokenRef, InvalidReason, IssuedToken, KeyError, KeyGenerator,
+    NewToken, Rejection, StoreError, TokenHash, TokenInfo, TokenParts, TokenSecret, TokenStore,
+    TokenVerifier,
+    clock::{coarse_now_ms, now_ms},
+    store::to_ms,
 };
 
 /// `expires_at` of a key that never expires.
@@ -90,9 +92,10 @@ struct Key<O> {
     /// The digest's last 24 bytes, as words; its first 8 are the key's index in
     /// `by_prefix`.
     digest_rest: [u64; 3],
-    owner: O,
+    /// The key's id, owner and abilities, ready for a verification to clone (a
+    /// reference count, no allocation); its second-factor state is the flag below.
+    principal: AccessToken<O>,
     name: Box<str>,
-    abilities: crate::Abilities,
     /// Unix milliseconds.
     created_at: u64,
     /// Unix milliseconds, or [`NEVER`].
@@ -232,9 +235,8 @@ impl<O: Clone + Eq + Hash + Send + Sync + 'static> MemoryStore<O> {
         let key = Key {
             id,
             digest_rest: rest(&hash),
-            owner: new.owner.clone(),
+            principal: AccessToken::new(id, new.owner.clone(), new.abilities, false),
             name: new.name,
-            abilities: new.abilities,
             created_at: now_ms(),
             expires_at: new.expires_at.map_or(NEVER, to_ms),
             last_used_at: AtomicU64::new(0),
@@ -279,11 +281,10 @@ impl<O: Clone + Eq + Hash + Send + Sync + 'static> MemoryStore<O> {
             .by_id
             .get_mut(&id)
             .ok_or(StoreError::NotFound(id))?;
-        let owned = self
-            .inner
-            .by_prefix
-            .get(&*current)
-            .is_some_and(|slot| slot.as_deref().is_some_and(|key| key.owner == *owner));
+        let owned = self.inner.by_prefix.get(&*current).is_some_and(|slot| {
+            slot.as_deref()
+                .is_some_and(|key| *key.principal.owner() == *owner)
+        });
         if !owned {
             return Err(StoreError::NotFound(id));
         }
@@ -309,7 +310,7 @@ impl<O: Clone + Eq + Hash + Send + Sync + 'static> MemoryStore<O> {
     /// Deletes the key `id` of `owner`; its token is refused from this moment. `false`
     /// if `owner` has no such key.
     pub fn revoke(&self, owner: &O, id: u64) -> bool {
-        self.remove_where(id, |key| key.owner == *owner)
+        self.remove_where(id, |key| *key.principal.owner() == *owner)
     }
 
     /// Deletes every key of `owner`; how many there were.
@@ -319,7 +320,10 @@ impl<O: Clone + Eq + Hash + Send + Sync + 'static> MemoryStore<O> {
         };
         ids.to_vec()
             .into_iter()
-            .filter(|&id| self.take_where(id, |key| key.owner == *owner).is_some())
+            .filter(|&id| {
+                self.take_where(id, |key| *key.principal.owner() == *owner)
+                    .is_some()
+            })
             .count()
     }
 
@@ -327,7 +331,7 @@ impl<O: Clone + Eq + Hash + Send + Sync + 'static> MemoryStore<O> {
     /// has no such key.
     pub fn confirm_second_factor(&self, owner: &O, id: u64) -> bool {
         self.with_key(id, |key| {
-            let mine = key.owner == *owner;
+            let mine = *key.principal.owner() == *owner;
             if mine {
                 key.second_factor_pending.store(false, Ordering::Release);
             }
@@ -338,8 +342,10 @@ impl<O: Clone + Eq + Hash + Send + Sync + 'static> MemoryStore<O> {
 
     /// What the store knows of the key `id` of `owner`.
     pub fn get(&self, owner: &O, id: u64) -> Option<TokenInfo<O>> {
-        self.with_key(id, |key| (key.owner == *owner).then(|| info(key)))
-            .flatten()
+        self.with_key(id, |key| {
+            (*key.principal.owner() == *owner).then(|| info(key))
+        })
+        .flatten()
     }
 
     /// The keys of `owner`, by id. Reads only that owner's keys.
@@ -416,7 +422,7 @@ impl<O: Clone + Eq + Hash + Send + Sync + 'static> MemoryStore<O> {
             if !condition(key) {
                 return None;
             }
-            key.owner.clone()
+            key.principal.owner().clone()
         };
         let (_, at) = at.remove_entry();
         self.inner.by_prefix.remove(&at);
@@ -441,9 +447,9 @@ impl<O: Clone + Eq + Hash + Send + Sync + 'static> MemoryStore<O> {
         self.inner.by_id.is_empty()
     }
 
-    fn check(&self, token: &BearerToken) -> Result<AccessToken<O>, Rejection> {
+    fn check(&self, token: &str) -> Result<AccessToken<O>, Rejection> {
         let unknown = || Rejection::InvalidToken(InvalidReason::Unknown);
-        let parts = TokenParts::split(token.as_str())?;
+        let parts = TokenParts::split(token)?;
         let digest = parts.hash();
         // Any wrong secret, whatever the id, ends here: the same miss.
         let slot = self
@@ -458,24 +464,29 @@ impl<O: Clone + Eq + Hash + Send + Sync + 'static> MemoryStore<O> {
         if !bool::from(matched) {
             return Err(unknown());
         }
-        let now = now_ms();
-        let too_old = self
-            .inner
-            .max_age
-            .is_some_and(|max| entry.created_at.saturating_add(max) <= now);
-        if entry.expires_at <= now || too_old {
-            return Err(Rejection::InvalidToken(InvalidReason::Expired));
-        }
+        // A key that can expire is checked against the exact clock; one that cannot
+        // reads only the coarse clock, for `last_used_at`, kept to the second.
+        let now = if entry.expires_at != NEVER || self.inner.max_age.is_some() {
+            let now = now_ms();
+            let too_old = self
+                .inner
+                .max_age
+                .is_some_and(|max| entry.created_at.saturating_add(max) <= now);
+            if entry.expires_at <= now || too_old {
+                return Err(Rejection::InvalidToken(InvalidReason::Expired));
+            }
+            now
+        } else {
+            // Never before its creation, which the exact clock dated.
+            coarse_now_ms().max(entry.created_at)
+        };
         // Written at most once a second per key, to keep the cache line shared.
         if entry.last_used_at.load(Ordering::Relaxed) / 1000 != now / 1000 {
             entry.last_used_at.store(now, Ordering::Relaxed);
         }
-        Ok(AccessToken::new(
-            id,
-            entry.owner.clone(),
-            entry.abilities.clone(),
-            entry.second_factor_pending.load(Ordering::Acquire),
-        ))
+        Ok(entry
+            .principal
+            .with_second_factor_pending(entry.second_factor_pending.load(Ordering::Acquire)))
     }
 }
 
@@ -484,12 +495,12 @@ impl<O: Clone + Eq + Hash + Send + Sync + 'static> TokenVerifier for MemoryStore
     type Principal = AccessToken<O>;
 
     async fn verify(&self, token: &BearerToken) -> Result<AccessToken<O>, Rejection> {
-        self.check(token)
+        self.check(token.as_str())
     }
 
     /// Always `Some`: the store never waits.
-    fn verify_now(&self, token: &BearerToken) -> Option<Result<AccessToken<O>, Rejection>> {
-        Some(self.check(token))
+    fn verify_now(&self, token: BearerTokenRef<'_>) -> Option<Result<AccessToken<O>, Rejection>> {
+        Some(self.check(token.as_str()))
     }
 }
 
@@ -546,9 +557,9 @@ fn info<O: Clone>(e: &Key<O>) -> TokenInfo<O> {
     let last_used = e.last_used_at.load(Ordering::Relaxed);
     let mut info = TokenInfo::new(
         e.id,
-        e.owner.clone(),
+        e.principal.owner().clone(),
         e.name.clone(),
-        e.abilities.clone(),
+        e.principal.abilities().clone(),
         from_ms(e.created_at),
     );
     info.expires_at = (e.expires_at != NEVER).then(|| from_ms(e.expires_at));
@@ -595,10 +606,6 @@ fn duration_ms(d: Duration) -> u64 {
 
 fn from_ms(ms: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms)
-}
-
-fn now_ms() -> u64 {
-    to_ms(SystemTime::now())
 }
 
 #[cfg(test)]
@@ -911,7 +918,8 @@ mod tests {
             let before = now_ms();
             s.verify(&token).await.unwrap();
             let first = last_used();
-            assert!(first >= before, "{first} >= {before}");
+            // The coarse clock may lag the exact one by a tick.
+            assert!(first + COARSE_LAG_MS >= before, "{first} >= {before}");
             std::thread::sleep(Duration::from_millis(5));
             let before = now_ms();
             s.verify(&token).await.unwrap();
@@ -932,10 +940,14 @@ mod tests {
         let second = last_used();
         assert!(second / 1000 > first / 1000);
         assert!(
-            (before..=after).contains(&second),
+            (before - COARSE_LAG_MS..=after).contains(&second),
             "{before} <= {second} <= {after}"
         );
     }
+
+    /// The most the coarse clock of `last_used_at` lags the exact one in these tests: a
+    /// tick is 4 ms at the slowest kernel setting.
+    const COARSE_LAG_MS: u64 = 10;
 
     #[tokio::test]
     async fn the_principal_carries_its_keys_id() {
@@ -951,7 +963,7 @@ mod tests {
             .unwrap();
         assert_eq!(by_token.id(), 5);
         let by_secret = s
-            .verify_now(&bearer(issued.plain_text_token().secret()))
+            .verify_now(bearer(issued.plain_text_token().secret()).as_borrowed())
             .unwrap()
             .unwrap();
         assert_eq!(by_secret.id(), 5);

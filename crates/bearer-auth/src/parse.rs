@@ -63,11 +63,184 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
-/// A Bearer token read from a request.
+/// A Bearer token read from a request, borrowed from the header it came in.
+///
+/// What the adapters hand to [`TokenVerifier::verify_now`](crate::TokenVerifier::verify_now):
+/// the token's bytes stay where the request holds them, so checking a token that is
+/// answered at once makes no copy of the secret and allocates nothing. When a verifier
+/// must be awaited, [`into_owned`](Self::into_owned) makes the one copy an owned
+/// [`BearerToken`] needs (zeroed when dropped).
+///
+/// It is a secret like [`BearerToken`]: its [`Debug`] output is `Bearer ******`, and it has
+/// no `Display` and no `PartialEq`. Being a reference, it is `Copy`: copying it copies a
+/// pointer, never the token.
+///
+/// ```
+/// use bearer_auth::BearerTokenRef;
+/// use http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert(AUTHORIZATION, HeaderValue::from_static("Bearer 7|s3cr3t"));
+/// let token = BearerTokenRef::from_headers(&headers).unwrap();
+/// assert_eq!(token.as_str(), "7|s3cr3t");
+/// assert_eq!(format!("{token:?}"), "Bearer ******");
+/// // The same bytes as the header's, not a copy of them.
+/// assert!(std::ptr::eq(token.as_str().as_ptr(), headers[AUTHORIZATION].as_bytes()[7..].as_ptr()));
+/// ```
+///
+/// The rules, and the length bound, are [`BearerToken`]'s: see [its docs](BearerToken#length).
+#[derive(Clone, Copy)]
+pub struct BearerTokenRef<'a> {
+    token: &'a str,
+}
+
+impl<'a> BearerTokenRef<'a> {
+    /// Reads the token from a request's headers: exactly one `Authorization` header,
+    /// a token of at most [`DEFAULT_MAX_TOKEN_LEN`] bytes. See [`BearerToken::from_headers`].
+    pub fn from_headers(headers: &'a HeaderMap) -> Result<Self, ParseError> {
+        Self::from_header_values(
+            headers
+                .get_all(AUTHORIZATION)
+                .iter()
+                .map(HeaderValue::as_bytes),
+        )
+    }
+
+    /// Reads the token from the values of every `Authorization` header of a request, in
+    /// order. See [`BearerToken::from_header_values`].
+    pub fn from_header_values<I>(values: I) -> Result<Self, ParseError>
+    where
+        I: IntoIterator<Item = &'a [u8]>,
+    {
+        Self::from_header_values_with_max_len(values, DEFAULT_MAX_TOKEN_LEN)
+    }
+
+    /// [`from_header_values`](Self::from_header_values) with a bound of `max_len` bytes
+    /// on the token instead of [`DEFAULT_MAX_TOKEN_LEN`].
+    pub fn from_header_values_with_max_len<I>(values: I, max_len: usize) -> Result<Self, ParseError>
+    where
+        I: IntoIterator<Item = &'a [u8]>,
+    {
+        let mut values = values.into_iter();
+        let first = values.next().ok_or(ParseError::Missing)?;
+        if values.next().is_some() {
+            return Err(ParseError::Malformed);
+        }
+        Self::parse_with_max_len(first, max_len)
+    }
+
+    /// Reads the token from one `Authorization` header value, with the default bound.
+    pub fn from_header_value(value: &'a HeaderValue) -> Result<Self, ParseError> {
+        Self::parse(value.as_bytes())
+    }
+
+    /// Reads the token from the raw bytes of one `Authorization` header value. See
+    /// [`BearerToken::parse`].
+    pub fn parse(value: &'a [u8]) -> Result<Self, ParseError> {
+        Self::parse_with_max_len(value, DEFAULT_MAX_TOKEN_LEN)
+    }
+
+    /// [`parse`](Self::parse) with a bound of `max_len` bytes on the token instead of
+    /// [`DEFAULT_MAX_TOKEN_LEN`]. See [`BearerToken::parse_with_max_len`].
+    pub fn parse_with_max_len(value: &'a [u8], max_len: usize) -> Result<Self, ParseError> {
+        if value.len() > max_len.saturating_add(FRAMING_LEN) {
+            return Err(classify_long_value(value));
+        }
+        // From here on, every scan is bounded by `max_len + FRAMING_LEN`.
+        let value = trim_ows(value);
+        if value.is_empty() {
+            return Err(ParseError::Missing);
+        }
+        let Some((scheme, rest)) = value.split_at_checked(SCHEME.len()) else {
+            return Err(ParseError::Missing);
+        };
+        if !scheme.eq_ignore_ascii_case(SCHEME) {
+            return Err(ParseError::Missing);
+        }
+        match rest.first() {
+            // `Bearer` alone: the scheme without its token.
+            None => return Err(ParseError::Malformed),
+            Some(b' ') => {}
+            // `Bearer\tabc`: only spaces may separate scheme and token.
+            Some(b'\t') => return Err(ParseError::Malformed),
+            // `BearerAbc`: another scheme whose name merely starts with "Bearer".
+            Some(_) => return Err(ParseError::Missing),
+        }
+        let token = trim_leading_spaces(rest);
+        Self::from_token_bytes(token, max_len)
+    }
+
+    /// Wraps a bare token (without the `Bearer ` scheme), checking it against the same
+    /// character set and default bound as [`parse`](Self::parse).
+    pub fn from_token(token: &'a str) -> Result<Self, ParseError> {
+        Self::from_token_with_max_len(token, DEFAULT_MAX_TOKEN_LEN)
+    }
+
+    /// [`from_token`](Self::from_token) with a bound of `max_len` bytes instead of
+    /// [`DEFAULT_MAX_TOKEN_LEN`].
+    pub fn from_token_with_max_len(token: &'a str, max_len: usize) -> Result<Self, ParseError> {
+        Self::from_token_bytes(token.as_bytes(), max_len)
+    }
+
+    fn from_token_bytes(token: &'a [u8], max_len: usize) -> Result<Self, ParseError> {
+        // The length is not secret; refusing on it first bounds the work below.
+        if token.len() > max_len {
+            return Err(ParseError::TooLong);
+        }
+        if !is_b64token(token) {
+            return Err(ParseError::Malformed);
+        }
+        // All bytes are ASCII at this point, so the conversion cannot fail.
+        let token = std::str::from_utf8(token).map_err(|_| ParseError::Malformed)?;
+        Ok(Self { token })
+    }
+
+    /// The token, without the scheme, for verifiers.
+    pub fn as_str(&self) -> &'a str {
+        self.token
+    }
+
+    /// The token's length in bytes.
+    pub fn len(&self) -> usize {
+        self.token.len()
+    }
+
+    /// Always `false`: a parsed token holds at least one character. Present for symmetry
+    /// with [`len`](Self::len).
+    pub fn is_empty(&self) -> bool {
+        self.token.is_empty()
+    }
+
+    /// An owned copy of the token, for a verifier that must be awaited: the one copy of
+    /// the secret the adapters make, and only then. Zeroed when dropped.
+    pub fn into_owned(self) -> BearerToken {
+        BearerToken {
+            token: self.token.to_owned(),
+        }
+    }
+}
+
+impl fmt::Debug for BearerTokenRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Bearer ******")
+    }
+}
+
+impl<'a> From<&'a BearerToken> for BearerTokenRef<'a> {
+    fn from(token: &'a BearerToken) -> Self {
+        token.as_borrowed()
+    }
+}
+
+/// A Bearer token read from a request, owned.
 ///
 /// The token is a secret: its [`Debug`] output is `Bearer ******`, it has no `Display` and
 /// no `PartialEq` (compare digests in constant time instead, see
 /// [`TokenHash`](crate::TokenHash)), and its memory is zeroed when it is dropped.
+///
+/// Owning its copy of the token, it can outlive the request, as an awaited verification
+/// needs ([`TokenVerifier::verify`](crate::TokenVerifier::verify)). Where the token is
+/// checked at once, [`BearerTokenRef`] reads the same token without copying it.
 ///
 /// ```
 /// use bearer_auth::BearerToken;
@@ -101,12 +274,7 @@ impl BearerToken {
     /// [`ParseError::Malformed`], whatever they hold. A token longer than
     /// [`DEFAULT_MAX_TOKEN_LEN`] is refused as [`ParseError::TooLong`].
     pub fn from_headers(headers: &HeaderMap) -> Result<Self, ParseError> {
-        Self::from_header_values(
-            headers
-                .get_all(AUTHORIZATION)
-                .iter()
-                .map(HeaderValue::as_bytes),
-        )
+        BearerTokenRef::from_headers(headers).map(BearerTokenRef::into_owned)
     }
 
     /// Reads the token from the values of every `Authorization` header of a request, in
@@ -119,7 +287,7 @@ impl BearerToken {
     where
         I: IntoIterator<Item = &'a [u8]>,
     {
-        Self::from_header_values_with_max_len(values, DEFAULT_MAX_TOKEN_LEN)
+        BearerTokenRef::from_header_values(values).map(BearerTokenRef::into_owned)
     }
 
     /// [`from_header_values`](Self::from_header_values) with a bound of `max_len` bytes
@@ -131,12 +299,8 @@ impl BearerToken {
     where
         I: IntoIterator<Item = &'a [u8]>,
     {
-        let mut values = values.into_iter();
-        let first = values.next().ok_or(ParseError::Missing)?;
-        if values.next().is_some() {
-            return Err(ParseError::Malformed);
-        }
-        Self::parse_with_max_len(first, max_len)
+        BearerTokenRef::from_header_values_with_max_len(values, max_len)
+            .map(BearerTokenRef::into_owned)
     }
 
     /// Reads the token from one `Authorization` header value, with the default bound.
@@ -176,31 +340,7 @@ impl BearerToken {
     /// );
     /// ```
     pub fn parse_with_max_len(value: &[u8], max_len: usize) -> Result<Self, ParseError> {
-        if value.len() > max_len.saturating_add(FRAMING_LEN) {
-            return Err(classify_long_value(value));
-        }
-        // From here on, every scan is bounded by `max_len + FRAMING_LEN`.
-        let value = trim_ows(value);
-        if value.is_empty() {
-            return Err(ParseError::Missing);
-        }
-        let Some((scheme, rest)) = value.split_at_checked(SCHEME.len()) else {
-            return Err(ParseError::Missing);
-        };
-        if !scheme.eq_ignore_ascii_case(SCHEME) {
-            return Err(ParseError::Missing);
-        }
-        match rest.first() {
-            // `Bearer` alone: the scheme without its token.
-            None => return Err(ParseError::Malformed),
-            Some(b' ') => {}
-            // `Bearer\tabc`: only spaces may separate scheme and token.
-            Some(b'\t') => return Err(ParseError::Malformed),
-            // `BearerAbc`: another scheme whose name merely starts with "Bearer".
-            Some(_) => return Err(ParseError::Missing),
-        }
-        let token = trim_leading_spaces(rest);
-        Self::from_token_bytes(token, max_len)
+        BearerTokenRef::parse_with_max_len(value, max_len).map(BearerTokenRef::into_owned)
     }
 
     /// Wraps a bare token (without the `Bearer ` scheme), checking it against the same
@@ -214,20 +354,13 @@ impl BearerToken {
     /// [`from_token`](Self::from_token) with a bound of `max_len` bytes instead of
     /// [`DEFAULT_MAX_TOKEN_LEN`].
     pub fn from_token_with_max_len(token: &str, max_len: usize) -> Result<Self, ParseError> {
-        Self::from_token_bytes(token.as_bytes(), max_len)
+        BearerTokenRef::from_token_with_max_len(token, max_len).map(BearerTokenRef::into_owned)
     }
 
-    fn from_token_bytes(token: &[u8], max_len: usize) -> Result<Self, ParseError> {
-        // The length is not secret; refusing on it first bounds the work below.
-        if token.len() > max_len {
-            return Err(ParseError::TooLong);
-        }
-        if !is_b64token(token) {
-            return Err(ParseError::Malformed);
-        }
-        // All bytes are ASCII at this point, so the conversion cannot fail.
-        let token = String::from_utf8(token.to_vec()).map_err(|_| ParseError::Malformed)?;
-        Ok(Self { token })
+    /// The token borrowed, without a copy: what
+    /// [`TokenVerifier::verify_now`](crate::TokenVerifier::verify_now) takes.
+    pub fn as_borrowed(&self) -> BearerTokenRef<'_> {
+        BearerTokenRef { token: &self.token }
     }
 
     /// The token, without the scheme, for verifiers.

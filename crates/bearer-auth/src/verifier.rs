@@ -4,7 +4,7 @@ use std::{fmt, future::Future, sync::Arc};
 
 use async_trait::async_trait;
 
-use crate::{BearerToken, Principal, Rejection};
+use crate::{BearerToken, BearerTokenRef, Principal, Rejection};
 
 /// Checks a Bearer token and returns who it belongs to.
 ///
@@ -54,7 +54,9 @@ pub trait TokenVerifier: Send + Sync {
     ///
     /// This is a fast path for the adapters: they call `verify_now` first and await
     /// [`verify`](Self::verify) only when it returned `None`, which saves the allocations
-    /// of an asynchronous call (the boxed future of `async-trait`, and the adapter's own).
+    /// of an asynchronous call (the boxed future of `async-trait`, and the adapter's own)
+    /// and the copy of the token: `verify_now` gets the token borrowed from the request's
+    /// header ([`BearerTokenRef`]), `verify` an owned copy made only when it is awaited.
     /// A verifier that answers from memory, such as [`MemoryStore`](crate::MemoryStore),
     /// or from a cache on a hit, can implement it. When it returns `Some`, the answer must
     /// be the one `verify` gives for the same token, and count as the one use of the
@@ -62,13 +64,13 @@ pub trait TokenVerifier: Send + Sync {
     ///
     /// ```
     /// use async_trait::async_trait;
-    /// use bearer_auth::{BearerToken, InvalidReason, Rejection, TokenVerifier};
+    /// use bearer_auth::{BearerToken, BearerTokenRef, InvalidReason, Rejection, TokenVerifier};
     ///
     /// struct Fixed;
     ///
     /// impl Fixed {
-    ///     fn check(&self, token: &BearerToken) -> Result<u64, Rejection> {
-    ///         match token.as_str() {
+    ///     fn check(&self, token: &str) -> Result<u64, Rejection> {
+    ///         match token {
     ///             "let-me-in" => Ok(42),
     ///             _ => Err(Rejection::InvalidToken(InvalidReason::Unknown)),
     ///         }
@@ -80,18 +82,18 @@ pub trait TokenVerifier: Send + Sync {
     ///     type Principal = u64;
     ///
     ///     async fn verify(&self, token: &BearerToken) -> Result<u64, Rejection> {
-    ///         self.check(token)
+    ///         self.check(token.as_str())
     ///     }
     ///
-    ///     fn verify_now(&self, token: &BearerToken) -> Option<Result<u64, Rejection>> {
-    ///         Some(self.check(token))
+    ///     fn verify_now(&self, token: BearerTokenRef<'_>) -> Option<Result<u64, Rejection>> {
+    ///         Some(self.check(token.as_str()))
     ///     }
     /// }
     ///
-    /// let token = BearerToken::from_token("let-me-in").unwrap();
-    /// assert_eq!(Fixed.verify_now(&token).unwrap().unwrap(), 42);
+    /// let token = BearerTokenRef::from_token("let-me-in").unwrap();
+    /// assert_eq!(Fixed.verify_now(token).unwrap().unwrap(), 42);
     /// ```
-    fn verify_now(&self, token: &BearerToken) -> Option<Result<Self::Principal, Rejection>> {
+    fn verify_now(&self, token: BearerTokenRef<'_>) -> Option<Result<Self::Principal, Rejection>> {
         let _ = token;
         None
     }
@@ -104,7 +106,7 @@ impl<V: TokenVerifier + ?Sized> TokenVerifier for Arc<V> {
     async fn verify(&self, token: &BearerToken) -> Result<Self::Principal, Rejection> {
         (**self).verify(token).await
     }
-    fn verify_now(&self, token: &BearerToken) -> Option<Result<Self::Principal, Rejection>> {
+    fn verify_now(&self, token: BearerTokenRef<'_>) -> Option<Result<Self::Principal, Rejection>> {
         (**self).verify_now(token)
     }
 }
@@ -116,7 +118,7 @@ impl<V: TokenVerifier + ?Sized> TokenVerifier for Box<V> {
     async fn verify(&self, token: &BearerToken) -> Result<Self::Principal, Rejection> {
         (**self).verify(token).await
     }
-    fn verify_now(&self, token: &BearerToken) -> Option<Result<Self::Principal, Rejection>> {
+    fn verify_now(&self, token: BearerTokenRef<'_>) -> Option<Result<Self::Principal, Rejection>> {
         (**self).verify_now(token)
     }
 }
@@ -128,7 +130,7 @@ impl<V: TokenVerifier + ?Sized> TokenVerifier for &V {
     async fn verify(&self, token: &BearerToken) -> Result<Self::Principal, Rejection> {
         (**self).verify(token).await
     }
-    fn verify_now(&self, token: &BearerToken) -> Option<Result<Self::Principal, Rejection>> {
+    fn verify_now(&self, token: BearerTokenRef<'_>) -> Option<Result<Self::Principal, Rejection>> {
         (**self).verify_now(token)
     }
 }
@@ -240,7 +242,7 @@ mod tests {
             Ok("later")
         }
 
-        fn verify_now(&self, _: &BearerToken) -> Option<Result<&'static str, Rejection>> {
+        fn verify_now(&self, _: BearerTokenRef<'_>) -> Option<Result<&'static str, Rejection>> {
             Some(Ok("now"))
         }
     }
@@ -259,23 +261,24 @@ mod tests {
 
     #[test]
     fn verify_now_defaults_to_none() {
-        assert!(closure().verify_now(&token("good")).is_none());
+        assert!(closure().verify_now(token("good").as_borrowed()).is_none());
     }
 
     #[test]
     fn verify_now_is_forwarded_through_arc_box_and_ref() {
-        let t = token("x");
+        let owned = token("x");
+        let t = owned.as_borrowed();
         let arc: Arc<dyn TokenVerifier<Principal = &'static str>> = Arc::new(Split);
-        assert_eq!(arc.verify_now(&t).unwrap().unwrap(), "now");
+        assert_eq!(arc.verify_now(t).unwrap().unwrap(), "now");
         let boxed: Box<dyn TokenVerifier<Principal = &'static str>> = Box::new(Split);
-        assert_eq!(boxed.verify_now(&t).unwrap().unwrap(), "now");
+        assert_eq!(boxed.verify_now(t).unwrap().unwrap(), "now");
         let by_ref = &Split;
         assert_eq!(
-            <&Split as TokenVerifier>::verify_now(&by_ref, &t)
+            <&Split as TokenVerifier>::verify_now(&by_ref, t)
                 .unwrap()
                 .unwrap(),
             "now"
         );
-        assert_eq!(Arc::new(arc).verify_now(&t).unwrap().unwrap(), "now");
+        assert_eq!(Arc::new(arc).verify_now(t).unwrap().unwrap(), "now");
     }
 }

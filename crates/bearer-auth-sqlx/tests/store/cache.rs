@@ -28,7 +28,7 @@ on_every_engine!(
 
 /// The answer of the cache, without awaiting: `None` when the database must be asked.
 pub(crate) fn cached(store: &SqlStore, token: &str) -> Option<&'static str> {
-    store.verify_now(&bearer(token)).map(reason)
+    store.verify_now(bearer(token).as_borrowed()).map(reason)
 }
 
 pub(crate) fn lookups(store: &SqlStore) -> u64 {

@@ -18,7 +18,8 @@ use axum::{
     routing::get,
 };
 use bearer_auth::{
-    BearerToken, InvalidReason, Principal, Rejection, TokenVerifier, UNAUTHENTICATED_BODY,
+    BearerToken, BearerTokenRef, InvalidReason, Principal, Rejection, TokenVerifier,
+    UNAUTHENTICATED_BODY,
 };
 use bearer_auth_tower::{Authenticated, BearerAuthLayer};
 use http::{HeaderValue, Method};
@@ -39,8 +40,8 @@ struct Fixed<P> {
 }
 
 impl<P: Principal> Fixed<P> {
-    fn check(&self, token: &BearerToken) -> Result<P, Rejection> {
-        match token.as_str() {
+    fn check(&self, token: &str) -> Result<P, Rejection> {
+        match token {
             "the-one-key" => Ok(self.principal.clone()),
             _ => Err(Rejection::InvalidToken(InvalidReason::Unknown)),
         }
@@ -52,11 +53,11 @@ impl<P: Principal> TokenVerifier for Fixed<P> {
     type Principal = P;
 
     async fn verify(&self, token: &BearerToken) -> Result<P, Rejection> {
-        self.check(token)
+        self.check(token.as_str())
     }
 
-    fn verify_now(&self, token: &BearerToken) -> Option<Result<P, Rejection>> {
-        self.at_once.then(|| self.check(token))
+    fn verify_now(&self, token: BearerTokenRef<'_>) -> Option<Result<P, Rejection>> {
+        self.at_once.then(|| self.check(token.as_str()))
     }
 }
 
