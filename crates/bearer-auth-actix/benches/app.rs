@@ -27,16 +27,18 @@
 //!   checks no expiry and records no last use.
 //!
 //! `app-refused/*` time a request with a wrong token of the same shape (401) through both
-//! middlewares.
+//! middlewares, paired like `app/*` with the bare app sent the same wrong token (it
+//! answers 200 to anything).
 //!
 //! Overhead of a middleware = its time − the bare time. Timed apart, two medians drift by
 //! more than some overheads on a shared machine, so every `app/*` bench is paired: each
 //! call criterion makes sends its requests through the setup and as many through the
 //! bare app, alternating in blocks of 16. Criterion reports the setup's own time; the
 //! bench also prints, and writes to `<criterion dir>/app/<setup>/paired.json`, the median
-//! over the samples of (time through the setup − time through bare) per request.
-//! `app/bare` paired with itself shows the noise of that difference. BENCHMARKS.md at the
-//! repository root has the figures and the goals they are read against.
+//! over the samples of (time through the setup − time through bare) per request
+//! (`app-refused/<setup>/paired.json` for the refused group). `app/bare` paired with
+//! itself shows the noise of that difference. BENCHMARKS.md at the repository root has
+//! the figures and the goals they are read against.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // a bench harness, not library code
 
@@ -153,29 +155,20 @@ fn tokens() -> Tokens {
     }
 }
 
+/// The benches' names for our middleware and the peer.
+const OURS: &str = "bearer-auth";
+const PEER: &str = "actix-web-httpauth";
+
 /// Requests sent through one app before switching to the other.
 const BLOCK: u64 = 16;
 
-/// Times `app` answering the requests `make` builds (in the timed loop).
-fn timed<S, R, B>(
-    rt: &Actix,
-    group: &mut BenchmarkGroup<'_, WallTime>,
-    name: &str,
-    app: &S,
-    make: impl Fn() -> R,
-) where
-    S: Service<R, Response = ServiceResponse<B>, Error = Error>,
-{
-    group.bench_function(name, |b| {
-        b.to_async(rt).iter(|| test::call_service(app, make()))
-    });
-}
-
-/// Times `app` as [`timed`] does, each call criterion makes also sending as many
-/// requests through `bare`, alternating in blocks; then reports the paired overhead.
+/// Times `app` answering the requests `make` builds (in the timed loop), each call
+/// criterion makes also sending as many requests through `bare`, alternating in blocks;
+/// then reports the paired overhead as `<group_name>/<name>`.
 fn timed_paired<S, T, R, B, C>(
     rt: &Actix,
     group: &mut BenchmarkGroup<'_, WallTime>,
+    group_name: &str,
     name: &str,
     app: &S,
     bare: &T,
@@ -210,7 +203,7 @@ fn timed_paired<S, T, R, B, C>(
             }
         })
     });
-    report_paired(&format!("app/{name}"), paired_overhead(&records));
+    report_paired(&format!("{group_name}/{name}"), paired_overhead(&records));
 }
 
 /// The status `app` answers to `request`.
@@ -257,8 +250,10 @@ fn app(c: &mut Criterion) {
         ),
     ));
 
-    // Every setup answers the valid request with 200; the middlewares refuse the wrong one.
+    // Every setup answers the valid request with 200; the middlewares refuse the wrong one,
+    // which bare answers 200.
     assert_eq!(status(&rt, &bare, valid()), StatusCode::OK);
+    assert_eq!(status(&rt, &bare, wrong()), StatusCode::OK);
     assert_eq!(status(&rt, &ours, valid()), StatusCode::OK);
     assert_eq!(status(&rt, &peer, valid()), StatusCode::OK);
     assert_eq!(status(&rt, &ours, wrong()), StatusCode::UNAUTHORIZED);
@@ -266,15 +261,17 @@ fn app(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("app");
     group.sample_size(SAMPLES);
-    timed_paired(&rt, &mut group, "bare", &bare, &bare, &valid);
-    timed_paired(&rt, &mut group, "bearer-auth", &ours, &bare, &valid);
-    timed_paired(&rt, &mut group, "actix-web-httpauth", &peer, &bare, &valid);
+    timed_paired(&rt, &mut group, "app", "bare", &bare, &bare, &valid);
+    timed_paired(&rt, &mut group, "app", OURS, &ours, &bare, &valid);
+    timed_paired(&rt, &mut group, "app", PEER, &peer, &bare, &valid);
     group.finish();
 
+    // Refused: the wrong token through the middleware, beside bare sent the same wrong
+    // token (bare answers it 200).
     let mut group = c.benchmark_group("app-refused");
     group.sample_size(SAMPLES);
-    timed(&rt, &mut group, "bearer-auth", &ours, &wrong);
-    timed(&rt, &mut group, "actix-web-httpauth", &peer, &wrong);
+    timed_paired(&rt, &mut group, "app-refused", OURS, &ours, &bare, &wrong);
+    timed_paired(&rt, &mut group, "app-refused", PEER, &peer, &bare, &wrong);
     group.finish();
 }
 

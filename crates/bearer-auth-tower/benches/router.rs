@@ -28,18 +28,31 @@
 //!   `MemoryStore` uses), clone the same principal (id, owner `String`, abilities) into
 //!   the request extensions. It compares digests with the map's `==` (not constant
 //!   time), does one lookup instead of two, checks no expiry and records no last use;
-//!   its future is `std::future::Ready` (no allocation).
+//!   its future is `std::future::Ready` (no allocation);
+//! - `router/floor`: tower-http's `ValidateRequestHeaderLayer::custom` with a validator
+//!   that reads the `Authorization` header, strips `Bearer `, takes the part after `|`,
+//!   hashes it with `TokenHash::of` (SHA-256) and compares the 32-byte digest with `==`
+//!   to the valid key's; 401 with an empty body otherwise. It inserts nothing into the
+//!   extensions: a route layer plus one SHA-256, the floor our overhead is read against;
+//! - `router/bearer-auth-layer`, `router/tower-http-static-layer`, `router/floor-layer`:
+//!   the same layers applied with `Router::layer` instead of `Router::route_layer`.
 //!
-//! `router-refused/*` time a request with a wrong token of the same shape (401) through the
-//! layers that look tokens up.
+//! `router-floor/sha256-secret` times `TokenHash::of` alone on the issued key's
+//! 48-character secret, so that bearer-auth ÷ (tower-http-static + SHA-256) comes from
+//! one run (the bench prints it, from the medians per request).
+//!
+//! `router-refused/*` time a request with a wrong token of the same shape (401) through
+//! the layers that hash tokens, paired like `router/*` with bare sent the same wrong token
+//! (bare answers 200 to anything).
 //!
 //! Overhead of a layer = its time − the bare time. Timed apart, two medians drift by more
 //! than some overheads on a shared machine, so every `router/*` bench is paired: each
 //! call criterion makes sends its requests through the setup and as many through the
 //! bare router, alternating in blocks of 16. Criterion reports the setup's own time;
 //! the bench also prints, and writes to `<criterion dir>/router/<setup>/paired.json`, the
-//! median over the samples of (time through the setup − time through bare) per request.
-//! `router/bare` paired with itself shows the noise of that difference.
+//! median over the samples of (time through the setup − time through bare) per request
+//! (`router-refused/<setup>/paired.json` for the refused group). `router/bare` paired
+//! with itself shows the noise of that difference.
 //! BENCHMARKS.md at the repository root has the figures and the goals they are read
 //! against.
 
@@ -47,157 +60,34 @@
 
 #[path = "support/paired.rs"]
 mod paired;
+#[path = "support/setups.rs"]
+mod setups;
 
 use paired::{Records, SAMPLES, paired_overhead, report_paired};
+use setups::{request, secret, setups};
 
 use std::{
-    future::{Ready, ready},
+    cell::RefCell,
     hint::black_box,
-    sync::Arc,
     time::{Duration, Instant},
 };
 
-use axum::{Router, body::Body, routing::get};
-use bearer_auth::{Abilities, MemoryStore, NewToken, TokenHash};
-use bearer_auth_tower::BearerAuthLayer;
+use axum::Router;
+use bearer_auth::TokenHash;
 use criterion::{Criterion, criterion_group, criterion_main};
-use dashmap::DashMap;
-use http::{HeaderValue, Request, Response, StatusCode, header::AUTHORIZATION};
+use http::{HeaderValue, StatusCode};
 use tower::ServiceExt;
-use tower_http::{
-    auth::{AsyncAuthorizeRequest, AsyncRequireAuthorizationLayer},
-    validate_request::ValidateRequestHeaderLayer,
-};
-
-const PATH: &str = "/v1/auth/user";
-
-/// The peer's principal: what `AccessToken<String>` holds.
-#[derive(Clone, Debug)]
-#[allow(dead_code)] // carried to the handler like ours, never read by it
-struct User {
-    id: u64,
-    owner: String,
-    abilities: Abilities,
-}
-
-/// tower-http's asynchronous authorization doing a hashed lookup, as a user would write
-/// it for an in-memory map.
-#[derive(Clone)]
-struct HashedLookup {
-    keys: Arc<DashMap<[u8; 32], User>>,
-}
-
-impl HashedLookup {
-    fn find(&self, request: &Request<Body>) -> Option<User> {
-        let value = request.headers().get(AUTHORIZATION)?.to_str().ok()?;
-        let token = value.strip_prefix("Bearer ")?;
-        let secret = token.split_once('|').map_or(token, |(_, secret)| secret);
-        let digest = TokenHash::of(secret);
-        self.keys.get(digest.as_bytes()).map(|user| user.clone())
-    }
-}
-
-impl AsyncAuthorizeRequest<Body> for HashedLookup {
-    type RequestBody = Body;
-    type ResponseBody = Body;
-    type Future = Ready<Result<Request<Body>, Response<Body>>>;
-
-    fn authorize(&mut self, mut request: Request<Body>) -> Self::Future {
-        ready(match self.find(&request) {
-            Some(user) => {
-                request.extensions_mut().insert(user);
-                Ok(request)
-            }
-            None => {
-                let mut response = Response::new(Body::empty());
-                *response.status_mut() = StatusCode::UNAUTHORIZED;
-                Err(response)
-            }
-        })
-    }
-}
-
-fn bare() -> Router {
-    Router::new().route(PATH, get(|| async { "ok" }))
-}
-
-struct Setups {
-    /// The valid token's header value.
-    valid: HeaderValue,
-    /// A token of the same shape that no key has.
-    wrong: HeaderValue,
-    routers: Vec<(&'static str, Router)>,
-}
-
-fn setups() -> Setups {
-    let store = MemoryStore::<String>::new();
-    let issued = store
-        .create(NewToken::new("demo".to_owned(), "bench"))
-        .unwrap();
-    let plain = issued.plain_text_token().as_str();
-    let valid = HeaderValue::try_from(format!("Bearer {plain}")).unwrap();
-    let wrong = {
-        let (id, secret) = plain.split_once('|').unwrap();
-        let flipped = if secret.starts_with('A') { "B" } else { "A" };
-        HeaderValue::try_from(format!("Bearer {id}|{flipped}{}", &secret[1..])).unwrap()
-    };
-
-    let keys = DashMap::new();
-    keys.insert(
-        *issued.plain_text_token().hash().as_bytes(),
-        User {
-            id: issued.id(),
-            owner: "demo".to_owned(),
-            abilities: Abilities::all(),
-        },
-    );
-    let hashed = HashedLookup {
-        keys: Arc::new(keys),
-    };
-
-    let routers: Vec<(&'static str, Router)> = vec![
-        ("bare", bare()),
-        (
-            "bearer-auth",
-            bare().route_layer(BearerAuthLayer::new(store)),
-        ),
-        (
-            "tower-http-static",
-            #[allow(deprecated)] // tower-http keeps it, deprecated as "too basic"
-            bare().route_layer(ValidateRequestHeaderLayer::bearer(plain)),
-        ),
-        (
-            "tower-http-hashed",
-            bare().route_layer(AsyncRequireAuthorizationLayer::new(hashed)),
-        ),
-    ];
-    let routers = routers
-        .into_iter()
-        .map(|(name, router)| (name, router.with_state(())))
-        .collect();
-    Setups {
-        valid,
-        wrong,
-        routers,
-    }
-}
-
-fn request(authorization: &HeaderValue) -> Request<Body> {
-    Request::get(PATH)
-        .header(AUTHORIZATION, authorization.clone())
-        .body(Body::empty())
-        .unwrap()
-}
 
 /// Requests sent through one router before switching to the other.
 const BLOCK: u64 = 16;
 
-/// Sends `iters` requests through `setup` and as many through `bare`, alternating in
-/// blocks, records both times and returns the setup's (what criterion reports).
+/// Sends `iters` requests carrying `authorization` through `setup` and as many through
+/// `bare`, alternating in blocks, records both times and returns the setup's (what
+/// criterion reports).
 async fn paired(
     setup: &Router,
     bare: &Router,
-    valid: &HeaderValue,
+    authorization: &HeaderValue,
     iters: u64,
     records: &Records,
 ) -> Duration {
@@ -207,18 +97,40 @@ async fn paired(
         let n = BLOCK.min(iters - done);
         let start = Instant::now();
         for _ in 0..n {
-            black_box(bare.clone().oneshot(request(valid)).await.unwrap());
+            black_box(bare.clone().oneshot(request(authorization)).await.unwrap());
         }
         without += start.elapsed();
         let start = Instant::now();
         for _ in 0..n {
-            black_box(setup.clone().oneshot(request(valid)).await.unwrap());
+            black_box(setup.clone().oneshot(request(authorization)).await.unwrap());
         }
         with += start.elapsed();
         done += n;
     }
     records.borrow_mut().push((with, without, iters));
     with
+}
+
+/// The median over the last [`SAMPLES`] records of the time per request through the
+/// setup, in nanoseconds.
+fn median_with(records: &Records) -> Option<f64> {
+    let records = records.borrow();
+    let last = &records[records.len().saturating_sub(SAMPLES)..];
+    median(
+        last.iter()
+            .map(|(with, _, iters)| with.as_secs_f64() * 1e9 / *iters as f64),
+    )
+}
+
+fn median(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let mut values: Vec<f64> = values.collect();
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    match values.len() {
+        0 => None,
+        n if n.is_multiple_of(2) => Some((values[mid - 1] + values[mid]) / 2.0),
+        _ => Some(values[mid]),
+    }
 }
 
 fn router(c: &mut Criterion) {
@@ -241,6 +153,7 @@ fn router(c: &mut Criterion) {
     }
 
     let bare = &setups.routers[0].1;
+    let mut accepted = Vec::new();
     let mut group = c.benchmark_group("router");
     group.sample_size(SAMPLES);
     for (name, router) in &setups.routers {
@@ -250,17 +163,69 @@ fn router(c: &mut Criterion) {
                 .iter_custom(|iters| paired(router, bare, &setups.valid, iters, &records))
         });
         report_paired(&format!("router/{name}"), paired_overhead(&records));
+        accepted.push((*name, median_with(&records)));
     }
     group.finish();
 
+    // The floor's other half: one SHA-256 of the issued key's 48-character secret.
+    let token = setups
+        .valid
+        .to_str()
+        .unwrap()
+        .strip_prefix("Bearer ")
+        .unwrap();
+    let secret = secret(token);
+    let sha256: RefCell<Vec<(Duration, u64)>> = RefCell::default();
+    let mut group = c.benchmark_group("router-floor");
+    group.sample_size(SAMPLES);
+    group.bench_function("sha256-secret", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                black_box(TokenHash::of(black_box(secret)));
+            }
+            let elapsed = start.elapsed();
+            sha256.borrow_mut().push((elapsed, iters));
+            elapsed
+        })
+    });
+    group.finish();
+    let sha256 = {
+        let records = sha256.borrow();
+        let last = &records[records.len().saturating_sub(SAMPLES)..];
+        median(
+            last.iter()
+                .map(|(elapsed, iters)| elapsed.as_secs_f64() * 1e9 / *iters as f64),
+        )
+    };
+    let time = |name: &str| {
+        accepted
+            .iter()
+            .find(|(setup, _)| *setup == name)
+            .and_then(|(_, time)| *time)
+    };
+    if let (Some(ours), Some(stat), Some(sha256)) =
+        (time("bearer-auth"), time("tower-http-static"), sha256)
+    {
+        println!(
+            "router-floor: bearer-auth ÷ (tower-http-static + sha256-secret) = {:.3} \
+             (medians per request: {ours:.1} ns ÷ ({stat:.1} ns + {sha256:.1} ns))",
+            ours / (stat + sha256)
+        );
+    }
+
+    // Refused: the wrong token through the setup, beside bare sent the same wrong token
+    // (bare answers it 200).
     let mut group = c.benchmark_group("router-refused");
     group.sample_size(SAMPLES);
     for (name, router) in &setups.routers {
-        if matches!(*name, "bearer-auth" | "tower-http-hashed") {
+        if matches!(*name, "bearer-auth" | "tower-http-hashed" | "floor") {
+            let records = Records::default();
             group.bench_function(*name, |b| {
                 b.to_async(&rt)
-                    .iter(|| router.clone().oneshot(request(&setups.wrong)))
+                    .iter_custom(|iters| paired(router, bare, &setups.wrong, iters, &records))
             });
+            report_paired(&format!("router-refused/{name}"), paired_overhead(&records));
         }
     }
     group.finish();
