@@ -427,9 +427,11 @@ mod tests {
     fn row(id: u64) -> Found {
         Found::Row(Arc::new(TokenRow {
             id,
-            principal: bearer_auth::AccessToken::new(id, 7, Abilities::all(), false),
+            owner: 7,
+            abilities: Abilities::all(),
             expires_at: None,
             created_at: None,
+            second_factor_pending: false,
             noted: std::sync::atomic::AtomicI64::new(0),
         }))
     }

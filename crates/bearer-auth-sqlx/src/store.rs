@@ -16,9 +16,9 @@ use std::{
 
 use async_trait::async_trait;
 use bearer_auth::{
-    AccessToken, BearerToken, BearerTokenRef, DEFAULT_ERROR_LOG_INTERVAL, ErrorLogThrottle,
-    InvalidReason, IssuedToken, KeyGenerator, NewToken, Rejection, StoreError, TokenHash,
-    TokenInfo, TokenParts, TokenStore, TokenVerifier,
+    Abilities, AccessToken, BearerToken, BearerTokenRef, DEFAULT_ERROR_LOG_INTERVAL,
+    ErrorLogThrottle, InvalidReason, IssuedToken, KeyGenerator, NewToken, Rejection, StoreError,
+    TokenHash, TokenInfo, TokenParts, TokenStore, TokenVerifier,
 };
 use chrono::NaiveDateTime;
 use sqlx::Row;
@@ -308,11 +308,11 @@ impl SqlStoreBuilder {
 #[derive(Debug)]
 pub(crate) struct TokenRow {
     pub(crate) id: u64,
-    /// The row's principal (id, owner, abilities, second-factor state), made once when
-    /// the row is read: a hit clones it without allocating.
-    pub(crate) principal: AccessToken<u64>,
+    pub(crate) owner: u64,
+    pub(crate) abilities: Abilities,
     pub(crate) expires_at: Option<SystemTime>,
     pub(crate) created_at: Option<SystemTime>,
+    pub(crate) second_factor_pending: bool,
     /// The Unix second of the last use noted for `last_used_at` through this row: a
     /// cached row notes one use per second at most, the column's precision.
     pub(crate) noted: AtomicI64,
@@ -672,17 +672,13 @@ impl SqlStore {
                 .fetch_optional(p)
                 .await?;
             row.map(|row| -> Result<TokenRow, sqlx::Error> {
-                let id = unsigned(row.try_get::<Id, _>("id")?)?;
                 Ok(TokenRow {
-                    id,
-                    principal: AccessToken::new(
-                        id,
-                        unsigned(row.try_get::<Id, _>("tokenable_id")?)?,
-                        abilities::decode(row.try_get::<Option<String>, _>("abilities")?.as_deref()),
-                        row.try_get::<Option<Id>, _>("pending")?.is_some(),
-                    ),
+                    id: unsigned(row.try_get::<Id, _>("id")?)?,
+                    owner: unsigned(row.try_get::<Id, _>("tokenable_id")?)?,
+                    abilities: abilities::decode(row.try_get::<Option<String>, _>("abilities")?.as_deref()),
                     expires_at: self.instant(row.try_get::<Option<Ts>, _>("expires_at")?),
                     created_at: self.instant(row.try_get::<Option<Ts>, _>("created_at")?),
+                    second_factor_pending: row.try_get::<Option<Id>, _>("pending")?.is_some(),
                     noted: AtomicI64::new(i64::MIN),
                 })
             })
@@ -715,7 +711,12 @@ impl SqlStore {
             row.noted.store(secs, Ordering::Relaxed);
             self.note_use(row.id, digest, secs);
         }
-        Ok(row.principal.clone())
+        Ok(AccessToken::new(
+            row.id,
+            row.owner,
+            row.abilities.clone(),
+            row.second_factor_pending,
+        ))
     }
 
     /// Why `row` is not in force at `now`, if it is not. Sanctum: expired once

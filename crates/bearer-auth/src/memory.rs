@@ -92,10 +92,9 @@ struct Key<O> {
     /// The digest's last 24 bytes, as words; its first 8 are the key's index in
     /// `by_prefix`.
     digest_rest: [u64; 3],
-    /// The key's id, owner and abilities, ready for a verification to clone (a
-    /// reference count, no allocation); its second-factor state is the flag below.
-    principal: AccessToken<O>,
+    owner: O,
     name: Box<str>,
+    abilities: crate::Abilities,
     /// Unix milliseconds.
     created_at: u64,
     /// Unix milliseconds, or [`NEVER`].
@@ -235,8 +234,9 @@ impl<O: Clone + Eq + Hash + Send + Sync + 'static> MemoryStore<O> {
         let key = Key {
             id,
             digest_rest: rest(&hash),
-            principal: AccessToken::new(id, new.owner.clone(), new.abilities, false),
+            owner: new.owner.clone(),
             name: new.name,
+            abilities: new.abilities,
             created_at: now_ms(),
             expires_at: new.expires_at.map_or(NEVER, to_ms),
             last_used_at: AtomicU64::new(0),
@@ -281,10 +281,11 @@ impl<O: Clone + Eq + Hash + Send + Sync + 'static> MemoryStore<O> {
             .by_id
             .get_mut(&id)
             .ok_or(StoreError::NotFound(id))?;
-        let owned = self.inner.by_prefix.get(&*current).is_some_and(|slot| {
-            slot.as_deref()
-                .is_some_and(|key| *key.principal.owner() == *owner)
-        });
+        let owned = self
+            .inner
+            .by_prefix
+            .get(&*current)
+            .is_some_and(|slot| slot.as_deref().is_some_and(|key| key.owner == *owner));
         if !owned {
             return Err(StoreError::NotFound(id));
         }
@@ -310,7 +311,7 @@ impl<O: Clone + Eq + Hash + Send + Sync + 'static> MemoryStore<O> {
     /// Deletes the key `id` of `owner`; its token is refused from this moment. `false`
     /// if `owner` has no such key.
     pub fn revoke(&self, owner: &O, id: u64) -> bool {
-        self.remove_where(id, |key| *key.principal.owner() == *owner)
+        self.remove_where(id, |key| key.owner == *owner)
     }
 
     /// Deletes every key of `owner`; how many there were.
@@ -320,10 +321,7 @@ impl<O: Clone + Eq + Hash + Send + Sync + 'static> MemoryStore<O> {
         };
         ids.to_vec()
             .into_iter()
-            .filter(|&id| {
-                self.take_where(id, |key| *key.principal.owner() == *owner)
-                    .is_some()
-            })
+            .filter(|&id| self.take_where(id, |key| key.owner == *owner).is_some())
             .count()
     }
 
@@ -331,7 +329,7 @@ impl<O: Clone + Eq + Hash + Send + Sync + 'static> MemoryStore<O> {
     /// has no such key.
     pub fn confirm_second_factor(&self, owner: &O, id: u64) -> bool {
         self.with_key(id, |key| {
-            let mine = *key.principal.owner() == *owner;
+            let mine = key.owner == *owner;
             if mine {
                 key.second_factor_pending.store(false, Ordering::Release);
             }
@@ -342,10 +340,8 @@ impl<O: Clone + Eq + Hash + Send + Sync + 'static> MemoryStore<O> {
 
     /// What the store knows of the key `id` of `owner`.
     pub fn get(&self, owner: &O, id: u64) -> Option<TokenInfo<O>> {
-        self.with_key(id, |key| {
-            (*key.principal.owner() == *owner).then(|| info(key))
-        })
-        .flatten()
+        self.with_key(id, |key| (key.owner == *owner).then(|| info(key)))
+            .flatten()
     }
 
     /// The keys of `owner`, by id. Reads only that owner's keys.
@@ -422,7 +418,7 @@ impl<O: Clone + Eq + Hash + Send + Sync + 'static> MemoryStore<O> {
             if !condition(key) {
                 return None;
             }
-            key.principal.owner().clone()
+            key.owner.clone()
         };
         let (_, at) = at.remove_entry();
         self.inner.by_prefix.remove(&at);
@@ -484,9 +480,14 @@ impl<O: Clone + Eq + Hash + Send + Sync + 'static> MemoryStore<O> {
         if entry.last_used_at.load(Ordering::Relaxed) / 1000 != now / 1000 {
             entry.last_used_at.store(now, Ordering::Relaxed);
         }
-        Ok(entry
-            .principal
-            .with_second_factor_pending(entry.second_factor_pending.load(Ordering::Acquire)))
+        // The owner is cloned, not shared: a reference count shared by every request
+        // of one key would be written by every core at once (BENCHMARKS.md, scaling).
+        Ok(AccessToken::new(
+            id,
+            entry.owner.clone(),
+            entry.abilities.clone(),
+            entry.second_factor_pending.load(Ordering::Acquire),
+        ))
     }
 }
 
@@ -557,9 +558,9 @@ fn info<O: Clone>(e: &Key<O>) -> TokenInfo<O> {
     let last_used = e.last_used_at.load(Ordering::Relaxed);
     let mut info = TokenInfo::new(
         e.id,
-        e.principal.owner().clone(),
+        e.owner.clone(),
         e.name.clone(),
-        e.principal.abilities().clone(),
+        e.abilities.clone(),
         from_ms(e.created_at),
     );
     info.expires_at = (e.expires_at != NEVER).then(|| from_ms(e.expires_at));

@@ -186,90 +186,38 @@ impl<O> TokenInfo<O> {
 /// The principal of a key from a store: its id, owner, abilities and second-factor
 /// state. Both [`MemoryStore`](crate::MemoryStore) and `bearer-auth-sqlx` hand it out, so
 /// handlers do not change with the store.
-///
-/// The id, owner and abilities are shared behind one reference count: a store keeps the
-/// principal of each key ready, and a verification clones it without allocating or
-/// copying the owner, whatever its type (a `String` owner included).
-///
-/// ```
-/// use bearer_auth::{AccessToken, Abilities};
-///
-/// let principal = AccessToken::new(7, "alice".to_owned(), Abilities::all(), false);
-/// let pending = principal.with_second_factor_pending(true);
-/// assert_eq!(pending.owner(), "alice");
-/// assert!(pending.is_second_factor_pending());
-/// assert!(!principal.is_second_factor_pending());
-/// ```
+#[derive(Debug, Clone)]
 pub struct AccessToken<O> {
-    key: Arc<KeyPrincipal<O>>,
-    second_factor_pending: bool,
-}
-
-/// What the clones of one key's [`AccessToken`] share.
-#[derive(Debug)]
-struct KeyPrincipal<O> {
     id: u64,
     owner: O,
     abilities: Abilities,
-}
-
-impl<O> Clone for AccessToken<O> {
-    fn clone(&self) -> Self {
-        Self {
-            key: Arc::clone(&self.key),
-            second_factor_pending: self.second_factor_pending,
-        }
-    }
-}
-
-impl<O: fmt::Debug> fmt::Debug for AccessToken<O> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AccessToken")
-            .field("id", &self.key.id)
-            .field("owner", &self.key.owner)
-            .field("abilities", &self.key.abilities)
-            .field("second_factor_pending", &self.second_factor_pending)
-            .finish()
-    }
+    second_factor_pending: bool,
 }
 
 impl<O> AccessToken<O> {
-    /// The principal of the key `id` (for store implementations). Allocates once, for
-    /// what its clones share: a store makes it when it reads a key, not per request.
+    /// The principal of the key `id` (for store implementations).
     pub fn new(id: u64, owner: O, abilities: Abilities, second_factor_pending: bool) -> Self {
         Self {
-            key: Arc::new(KeyPrincipal {
-                id,
-                owner,
-                abilities,
-            }),
+            id,
+            owner,
+            abilities,
             second_factor_pending,
-        }
-    }
-
-    /// A clone with the second-factor state `pending` (for store implementations, whose
-    /// keys' state changes after their principal is made). Does not allocate.
-    #[must_use]
-    pub fn with_second_factor_pending(&self, pending: bool) -> Self {
-        Self {
-            key: Arc::clone(&self.key),
-            second_factor_pending: pending,
         }
     }
 
     /// The key's id.
     pub fn id(&self) -> u64 {
-        self.key.id
+        self.id
     }
 
     /// Whom the key belongs to.
     pub fn owner(&self) -> &O {
-        &self.key.owner
+        &self.owner
     }
 
     /// The key's abilities.
     pub fn abilities(&self) -> &Abilities {
-        &self.key.abilities
+        &self.abilities
     }
 
     /// Whether the key's second factor is still pending.
@@ -278,9 +226,9 @@ impl<O> AccessToken<O> {
     }
 }
 
-impl<O: Send + Sync + 'static> Principal for AccessToken<O> {
+impl<O: Clone + Send + Sync + 'static> Principal for AccessToken<O> {
     fn has_ability(&self, ability: &str) -> bool {
-        self.key.abilities.can(ability)
+        self.abilities.can(ability)
     }
 
     fn second_factor_pending(&self) -> bool {
