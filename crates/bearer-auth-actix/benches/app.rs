@@ -26,6 +26,11 @@
 //!   digests with the map's `==` (not constant time), does one lookup instead of two,
 //!   checks no expiry and records no last use.
 //!
+//! - `app/actix-web-httpauth-static`: `HttpAuthentication::bearer` whose validator
+//!   compares the token the `BearerAuth` extractor read with the one valid token, in
+//!   constant time (`subtle`), and inserts nothing: no hashing, no lookup, no principal.
+//!   The figure the actix-web goal reads ours against.
+//!
 //! `app-refused/*` time a request with a wrong token of the same shape (401) through both
 //! middlewares, paired like `app/*` with the bare app sent the same wrong token (it
 //! answers 200 to anything).
@@ -73,6 +78,7 @@ use criterion::{
     measurement::WallTime,
 };
 use dashmap::DashMap;
+use subtle::ConstantTimeEq;
 
 const PATH: &str = "/v1/auth/user";
 
@@ -122,6 +128,23 @@ async fn hashed_lookup(
     }
 }
 
+/// actix-web-httpauth's validator comparing the token with the one valid token in
+/// constant time: the plainest check it can do.
+async fn static_compare(
+    expected: Arc<str>,
+    req: ServiceRequest,
+    credentials: BearerCredentials,
+) -> Result<ServiceRequest, (Error, ServiceRequest)> {
+    if bool::from(credentials.token().as_bytes().ct_eq(expected.as_bytes())) {
+        Ok(req)
+    } else {
+        Err((
+            AuthenticationError::new(BearerChallenge::default()).into(),
+            req,
+        ))
+    }
+}
+
 /// Tokens for the benches: a valid one and a wrong one of the same shape.
 struct Tokens {
     store: MemoryStore<String>,
@@ -158,6 +181,7 @@ fn tokens() -> Tokens {
 /// The benches' names for our middleware and the peer.
 const OURS: &str = "bearer-auth";
 const PEER: &str = "actix-web-httpauth";
+const PEER_STATIC: &str = "actix-web-httpauth-static";
 
 /// Requests sent through one app before switching to the other.
 const BLOCK: u64 = 16;
@@ -250,8 +274,21 @@ fn app(c: &mut Criterion) {
         ),
     ));
 
+    let expected: Arc<str> = Arc::from(tokens.valid.strip_prefix("Bearer ").unwrap());
+    let peer_static = rt.0.block_on(test::init_service(
+        App::new().service(
+            web::resource(PATH)
+                .wrap(HttpAuthentication::bearer(move |req, credentials| {
+                    static_compare(Arc::clone(&expected), req, credentials)
+                }))
+                .route(web::get().to(ok)),
+        ),
+    ));
+
     // Every setup answers the valid request with 200; the middlewares refuse the wrong one,
     // which bare answers 200.
+    assert_eq!(status(&rt, &peer_static, valid()), StatusCode::OK);
+    assert_eq!(status(&rt, &peer_static, wrong()), StatusCode::UNAUTHORIZED);
     assert_eq!(status(&rt, &bare, valid()), StatusCode::OK);
     assert_eq!(status(&rt, &bare, wrong()), StatusCode::OK);
     assert_eq!(status(&rt, &ours, valid()), StatusCode::OK);
@@ -264,6 +301,15 @@ fn app(c: &mut Criterion) {
     timed_paired(&rt, &mut group, "app", "bare", &bare, &bare, &valid);
     timed_paired(&rt, &mut group, "app", OURS, &ours, &bare, &valid);
     timed_paired(&rt, &mut group, "app", PEER, &peer, &bare, &valid);
+    timed_paired(
+        &rt,
+        &mut group,
+        "app",
+        PEER_STATIC,
+        &peer_static,
+        &bare,
+        &valid,
+    );
     group.finish();
 
     // Refused: the wrong token through the middleware, beside bare sent the same wrong

@@ -57,15 +57,25 @@ pub fn mark_authorization_sensitive(headers: &mut HeaderMap) {
 /// rather than being dropped. Under `panic = "abort"` nothing can be caught: see
 /// [`BearerAuthMiddleware`](crate::BearerAuthMiddleware#requests-shared-by-an-outer-middleware).
 pub(crate) fn mark_request(req: &mut ServiceRequest, error_log: &ErrorLogThrottle) {
-    if !req.headers().contains_key(AUTHORIZATION) {
-        // Nothing to mark: the request need not be changed at all.
-        return;
-    }
+    let several = {
+        let mut values = req.headers().get_all(AUTHORIZATION);
+        match (values.next(), values.next()) {
+            // Nothing to mark: the request need not be changed at all.
+            (None, _) => return,
+            (Some(_), next) => next.is_some(),
+        }
+    };
     // `AssertUnwindSafe`: the panic, if any, happens before the request is touched. The
     // borrow is moved into the closure (`{ req }`), so the headers can outlive the call.
     let req = &mut *req;
     let headers = catch_unwind(AssertUnwindSafe(move || { req }.headers_mut()));
     match headers {
+        // The usual single value: one more lookup, the one that changes it.
+        Ok(headers) if !several => {
+            if let Some(value) = headers.get_mut(AUTHORIZATION) {
+                value.set_sensitive(true);
+            }
+        }
         Ok(headers) => mark_authorization_sensitive(headers),
         Err(_) => {
             if let Some(suppressed) = error_log.admit(SHARED_REQUEST) {

@@ -38,8 +38,10 @@
 //!   the same layers applied with `Router::layer` instead of `Router::route_layer`.
 //!
 //! `router-floor/sha256-secret` times `TokenHash::of` alone on the issued key's
-//! 48-character secret, so that bearer-auth ÷ (tower-http-static + SHA-256) comes from
-//! one run (the bench prints it, from the medians per request).
+//! 48-character secret, so that bearer-auth's overhead ÷ (tower-http-static's overhead +
+//! SHA-256) comes from one run. The bench prints it, in nanoseconds, for `route_layer`
+//! and for `layer`, beside bearer-auth's paired overhead ÷ the floor's (both relative
+//! to bare, which cancels the machine's drift).
 //!
 //! `router-refused/*` time a request with a wrong token of the same shape (401) through
 //! the layers that hash tokens, paired like `router/*` with bare sent the same wrong token
@@ -111,17 +113,6 @@ async fn paired(
     with
 }
 
-/// The median over the last [`SAMPLES`] records of the time per request through the
-/// setup, in nanoseconds.
-fn median_with(records: &Records) -> Option<f64> {
-    let records = records.borrow();
-    let last = &records[records.len().saturating_sub(SAMPLES)..];
-    median(
-        last.iter()
-            .map(|(with, _, iters)| with.as_secs_f64() * 1e9 / *iters as f64),
-    )
-}
-
 fn median(values: impl Iterator<Item = f64>) -> Option<f64> {
     let mut values: Vec<f64> = values.collect();
     values.sort_by(f64::total_cmp);
@@ -162,8 +153,9 @@ fn router(c: &mut Criterion) {
             b.to_async(&rt)
                 .iter_custom(|iters| paired(router, bare, &setups.valid, iters, &records))
         });
-        report_paired(&format!("router/{name}"), paired_overhead(&records));
-        accepted.push((*name, median_with(&records)));
+        let overhead = paired_overhead(&records);
+        report_paired(&format!("router/{name}"), overhead);
+        accepted.push((*name, overhead));
     }
     group.finish();
 
@@ -198,20 +190,29 @@ fn router(c: &mut Criterion) {
                 .map(|(elapsed, iters)| elapsed.as_secs_f64() * 1e9 / *iters as f64),
         )
     };
-    let time = |name: &str| {
+    let overhead = |name: &str| {
         accepted
             .iter()
             .find(|(setup, _)| *setup == name)
-            .and_then(|(_, time)| *time)
+            .and_then(|(_, overhead)| *overhead)
     };
-    if let (Some(ours), Some(stat), Some(sha256)) =
-        (time("bearer-auth"), time("tower-http-static"), sha256)
-    {
-        println!(
-            "router-floor: bearer-auth ÷ (tower-http-static + sha256-secret) = {:.3} \
-             (medians per request: {ours:.1} ns ÷ ({stat:.1} ns + {sha256:.1} ns))",
-            ours / (stat + sha256)
-        );
+    for suffix in ["", "-layer"] {
+        let ours = overhead(&format!("bearer-auth{suffix}"));
+        let stat = overhead(&format!("tower-http-static{suffix}"));
+        let floor = overhead(&format!("floor{suffix}"));
+        if let (Some(ours), Some(stat), Some(floor), Some(sha256)) = (ours, stat, floor, sha256) {
+            println!(
+                "router-floor{suffix}: bearer-auth overhead ÷ (tower-http-static overhead + \
+                 sha256-secret) = {:.3} ({:.1} ns ÷ ({:.1} ns + {sha256:.1} ns)); \
+                 ÷ the floor's paired overhead = {:.3} ({:.1}% ÷ {:.1}% of bare)",
+                ours.0 / (stat.0 + sha256),
+                ours.0,
+                stat.0,
+                ours.1 / floor.1,
+                ours.1 * 100.0,
+                floor.1 * 100.0,
+            );
+        }
     }
 
     // Refused: the wrong token through the setup, beside bare sent the same wrong token

@@ -2,7 +2,7 @@
 
 use std::{
     fmt,
-    hash::Hash,
+    hash::{BuildHasherDefault, Hash, Hasher},
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -74,7 +74,7 @@ struct Inner<O> {
     /// one lookup. Unique: a new secret whose prefix is taken is drawn again. `None`
     /// while a prefix is reserved for a key being issued. Boxed: a map keeps free slots,
     /// and a free slot of a pointer costs less than one of a whole entry.
-    by_prefix: DashMap<u64, Option<Box<Key<O>>>>,
+    by_prefix: Slots<Option<Box<Key<O>>>>,
     /// Each key's id, to its digest prefix: for the operations by id. Lock order: an
     /// entry of `by_id` may be held while `by_prefix` is used, never the other way
     /// round. `by_owner` is used with no other entry held.
@@ -192,7 +192,7 @@ impl MemoryStoreBuilder {
         MemoryStore {
             inner: Arc::new(Inner {
                 by_id: DashMap::new(),
-                by_prefix: DashMap::new(),
+                by_prefix: Slots::default(),
                 by_owner: DashMap::new(),
                 next_id: AtomicU64::new(1),
                 keys: self.keys,
@@ -573,7 +573,7 @@ fn info<O: Clone>(e: &Key<O>) -> TokenInfo<O> {
 /// reserves it there (an empty slot); at most [`MAX_DRAWS`] draws, then
 /// [`KeyError::Exhausted`].
 fn reserve_with<V>(
-    slots: &DashMap<u64, Option<V>>,
+    slots: &Slots<Option<V>>,
     mut draw: impl FnMut() -> Result<TokenSecret, KeyError>,
 ) -> Result<(TokenSecret, TokenHash), KeyError> {
     for _ in 0..MAX_DRAWS {
@@ -585,6 +585,38 @@ fn reserve_with<V>(
         }
     }
     Err(KeyError::Exhausted)
+}
+
+/// A map by digest [`prefix`]: hashed by the prefix itself.
+///
+/// The prefix is 8 bytes of a SHA-256 digest, already uniform: SipHash over it (the
+/// default) would cost a verification about as much as the lookup itself and add no
+/// spread. Only keys the store issued are inserted, from secrets of its own generator;
+/// a client chooses the prefixes it looks up, never those in the map, so it cannot
+/// crowd a bucket: a lookup of a prefix no key has stops at the first empty slot of its
+/// group, as with any hash.
+type Slots<V> = DashMap<u64, V, BuildHasherDefault<PrefixHasher>>;
+
+/// The [`Hasher`] of [`Slots`]: the `u64` prefix is its own hash.
+#[derive(Default)]
+struct PrefixHasher(u64);
+
+impl Hasher for PrefixHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64` keys are hashed (`write_u64`); any other input is folded in
+        // whole, never dropped.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, prefix: u64) {
+        self.0 = prefix;
+    }
 }
 
 /// How many secrets [`reserve_with`] draws before it gives up.
@@ -627,7 +659,7 @@ mod tests {
 
     #[test]
     fn reserve_gives_up_after_64_draws_that_all_collide() {
-        let slots = DashMap::<u64, Option<()>>::new();
+        let slots = Slots::<Option<()>>::default();
         let secret = "ph_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789ABCDc6c73a82";
         let (_, hash) = reserve_with(&slots, || Ok(TokenSecret::for_test(secret))).unwrap();
         assert_eq!(hash, TokenHash::of(secret));

@@ -445,56 +445,99 @@ fn trim_leading_spaces(mut v: &[u8]) -> &[u8] {
     v
 }
 
-/// 1 when `lo <= b <= hi`, else 0, with arithmetic only: no comparison and no branch
-/// on `b`.
+/// Every byte of a word: `0x01` in each byte.
+const LANES: u64 = u64::from_le_bytes([0x01; 8]);
+/// The high bit of every byte of a word.
+const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
+
+/// For each byte of a word whose bytes had their high bit set (`x | HIGH`), the high bit
+/// set where the byte (below 0x80) is `>= c`, for `c <= 0x80`; only high bits are set.
+///
+/// Each byte is `0x80 + b`, at least `c`: subtracting `c` never borrows from the next
+/// byte, and leaves the high bit set exactly when `b >= c`.
 #[inline(always)]
-fn in_range(b: u8, lo: u8, hi: u8) -> u8 {
-    // `b - lo` wraps beyond `hi - lo` for every byte outside the range, so the saturating
-    // subtraction is zero exactly for the bytes inside it.
-    let over = b.wrapping_sub(lo).saturating_sub(hi - lo);
-    // `x | -x` has its top bit set for every `x` but 0.
-    ((over | over.wrapping_neg()) >> 7) ^ 1
+fn at_least(high_set: u64, c: u8) -> u64 {
+    high_set.wrapping_sub(LANES * u64::from(c)) & HIGH
 }
 
+/// The high bit of each byte of the word in `lo..=hi`.
 #[inline(always)]
-fn is_byte(b: u8, c: u8) -> u8 {
-    in_range(b, c, c)
+fn within(high_set: u64, lo: u8, hi: u8) -> u64 {
+    at_least(high_set, lo) & !at_least(high_set, hi + 1)
 }
 
-/// 1 for a `b64token` character other than padding (RFC 6750, plus `|`), else 0.
+/// The high bit of each byte of the word equal to `c`.
 #[inline(always)]
-fn is_char68(b: u8) -> u8 {
-    in_range(b, b'A', b'Z')
-        | in_range(b, b'a', b'z')
+fn equal(high_set: u64, c: u8) -> u64 {
+    within(high_set, c, c)
+}
+
+/// Classifies the 8 bytes of `word` (little-endian: byte `i` in bits `8i..8i + 8`): the
+/// high bit of each byte that is a token character other than padding, the high bit of
+/// each that is padding, and the high bit of each that is neither.
+#[inline(always)]
+fn classify(word: u64) -> (u64, u64, u64) {
+    let non_ascii = word & HIGH;
+    let high_set = word | HIGH;
+    // Letters: setting bit 5 maps `A..=Z` onto `a..=z` and no other byte into it.
+    let letter = within(high_set | (LANES * 0x20), b'a', b'z');
+    let char68 = letter
         // `-`, `.`, `/` and the digits are one run of ASCII.
-        | in_range(b, b'-', b'9')
-        | is_byte(b, b'+')
-        | is_byte(b, b'_')
-        | is_byte(b, b'~')
-        | is_byte(b, b'|')
+        | within(high_set, b'-', b'9')
+        | equal(high_set, b'+')
+        | equal(high_set, b'_')
+        | equal(high_set, b'~')
+        | equal(high_set, b'|');
+    let pad = equal(high_set, b'=');
+    // A non-ASCII byte may look like anything above: it is refused on its own bit.
+    let other = (!(char68 | pad) & HIGH) | non_ascii;
+    (char68 & !non_ascii, pad & !non_ascii, other)
 }
 
 /// Whether `token` is a non-empty RFC 6750 `b64token` (with `|` allowed).
 ///
-/// Every byte, and every pair of neighbouring bytes, is classified with the same
-/// arithmetic and the verdict is accumulated, so the work depends on the token's length
-/// only: no branch or early exit on a byte's value. The two loops carry nothing from one
-/// byte to the next but the verdict, so the compiler turns them into vector code.
+/// The bytes are read 8 at a time as one `u64` and classified with the same arithmetic
+/// on every byte at once (SWAR): no branch, lookup table or early exit on a byte's value,
+/// so the work depends on the token's length only. A last, shorter group is read into a
+/// zeroed word and only its bytes count. Padding must be a suffix: a padding byte
+/// followed by a token character is refused, within a word and across two.
 pub(crate) fn is_b64token(token: &[u8]) -> bool {
     // The length is not secret.
-    let [first, ..] = token else {
+    if token.is_empty() {
         return false;
-    };
-    // Padding with nothing before it.
-    let mut bad = is_byte(*first, b'=');
-    // A byte that is neither a token character nor padding.
-    for &b in token {
-        bad |= (is_char68(b) | is_byte(b, b'=')) ^ 1;
     }
-    // A token character right after padding: with every byte a token character or
-    // padding, this is exactly "padding that is not a suffix".
-    for (&b, &next) in token.iter().zip(&token[1..]) {
-        bad |= is_byte(b, b'=') & is_char68(next);
+    let mut bad = 0_u64;
+    // The high bit of the previous word's last byte, if it was padding.
+    let mut pad_before = 0_u64;
+    let mut first = true;
+    let mut chunks = token.chunks_exact(8);
+    let mut check = |word: u64, lanes: u64| {
+        let (char68, pad, other) = classify(word);
+        let (char68, pad) = (char68 & lanes, pad & lanes);
+        bad |= other & lanes;
+        // Padding first: nothing before it.
+        if first {
+            bad |= pad & 0x80;
+            first = false;
+        }
+        // Padding right before a token character: byte `i + 1`'s class moved onto
+        // byte `i`, and the previous word's last byte onto this one's first.
+        bad |= pad & (char68 >> 8);
+        bad |= pad_before & char68 & 0x80;
+        pad_before = (pad >> 56) & 0x80;
+    };
+    for chunk in chunks.by_ref() {
+        let mut bytes = [0_u8; 8];
+        bytes.copy_from_slice(chunk);
+        check(u64::from_le_bytes(bytes), u64::MAX);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut bytes = [0_u8; 8];
+        bytes[..rest.len()].copy_from_slice(rest);
+        // The high bits of the bytes that are the token's.
+        let lanes = HIGH & (u64::MAX >> (64 - 8 * rest.len()));
+        check(u64::from_le_bytes(bytes), lanes);
     }
     std::hint::black_box(bad) == 0
 }
