@@ -19,7 +19,8 @@ use std::{
 };
 
 use bearer_auth::{
-    Authenticator, BearerToken, MemoryStore, NewToken, Policy, Rejection, TokenParts,
+    Authenticator, BearerToken, BearerTokenRef, MemoryStore, NewToken, Policy, Rejection,
+    TokenParts,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -80,9 +81,24 @@ fuzz_target!(|data: &[u8]| {
         assert!(!bytes.is_empty());
         assert!(bytes.iter().all(|&b| is_token_char(b)));
         assert_ne!(bytes[0], b'=');
+        // Padding only as a suffix.
+        if let Some(at) = bytes.iter().position(|&b| b == b'=') {
+            assert!(bytes[at..].iter().all(|&b| b == b'='));
+        }
         if let Ok(parts) = TokenParts::split(token.as_str()) {
             assert!(!parts.secret().is_empty());
         }
+    }
+
+    // The borrowed reading gives the same answer, on the header's own bytes.
+    match (BearerToken::parse(&header), BearerTokenRef::parse(&header)) {
+        (Ok(owned), Ok(borrowed)) => {
+            assert_eq!(owned.as_str(), borrowed.as_str());
+            let start = borrowed.as_str().as_ptr() as usize - header.as_ptr() as usize;
+            assert!(start + borrowed.len() <= header.len());
+        }
+        (Err(a), Err(b)) => assert_eq!(a, b),
+        (a, b) => panic!("owned {:?} and borrowed {:?} disagree", a.is_ok(), b.is_ok()),
     }
 
     // The whole pipeline: one of the documented outcomes, never a panic.
