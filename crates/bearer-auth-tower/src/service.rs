@@ -313,6 +313,34 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 0);
     }
 
+    /// Several `Authorization` values, even each a valid token, are refused before the
+    /// inner service (and before `admit`, which marks one value sensitive).
+    #[tokio::test]
+    async fn several_authorization_values_never_reach_the_inner_service() {
+        for optional in [false, true] {
+            let (probe, calls) = Probe::new();
+            let layer = BearerAuthLayer::new(verifier());
+            let layer = if optional { layer.optional() } else { layer };
+            let service = layer.layer(probe);
+            for values in [
+                &["Bearer good", "Bearer good"][..],
+                &["Basic dXNlcjpwYXNz", "Bearer good"],
+                &["Basic dXNlcjpwYXNz", "Basic dXNlcjpwYXNz"],
+            ] {
+                let mut request = Request::new(());
+                for value in values {
+                    request
+                        .headers_mut()
+                        .append(AUTHORIZATION, HeaderValue::from_static(value));
+                }
+                let response = service.clone().oneshot(request).await.unwrap();
+                assert_eq!(response.status(), 401, "{values:?}");
+                assert_eq!(response.body().as_ref(), UNAUTHENTICATED_BODY);
+            }
+            assert_eq!(calls.load(Ordering::SeqCst), 0);
+        }
+    }
+
     #[tokio::test]
     async fn policy_refusal_never_calls_the_inner_service() {
         let (probe, calls) = Probe::new();
