@@ -55,9 +55,12 @@
 //!
 //! # Security
 //!
-//! - **Secrets are not shown.** [`BearerToken`] and [`PlainTextToken`] print as
-//!   `******` in `Debug`, have no `Display` and no `PartialEq`, and are zeroed when
-//!   dropped. [`TokenHash`] does not print its digest. Refusals are logged with their
+//! - **Secrets are not shown.** [`BearerToken`], [`BearerTokenRef`] and [`PlainTextToken`]
+//!   print as `******` in `Debug` and have no `Display` and no `PartialEq`; the owned ones
+//!   are zeroed when dropped. **Few copies**: a token answered at once
+//!   ([`TokenVerifier::verify_now`]) is read where the request holds it, and only a
+//!   verifier that must be awaited gets a copy (a [`BearerToken`]). [`TokenHash`] does not
+//!   print its digest. Refusals are logged with their
 //!   reason only (target `bearer_auth`), never with the token or its digest.
 //! - **Only digests are stored**: SHA-256 of the secret, as Sanctum does.
 //! - **Constant time, best effort.** Digests are compared with [`subtle`]'s
