@@ -2,7 +2,7 @@
 
 use std::{
     fmt,
-    hash::{BuildHasherDefault, Hash, Hasher},
+    hash::{BuildHasher, Hash, Hasher},
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -587,35 +587,79 @@ fn reserve_with<V>(
     Err(KeyError::Exhausted)
 }
 
-/// A map by digest [`prefix`]: hashed by the prefix itself.
+/// A map by digest [`prefix`], hashed by [`PrefixHasher`]: one multiply, keyed.
+type Slots<V> = DashMap<u64, V, PrefixState>;
+
+/// Builds the [`PrefixHasher`]s of one store, with that store's random key.
 ///
 /// The prefix is 8 bytes of a SHA-256 digest, already uniform: SipHash over it (the
-/// default) would cost a verification about as much as the lookup itself and add no
-/// spread. Only keys the store issued are inserted, from secrets of its own generator;
-/// a client chooses the prefixes it looks up, never those in the map, so it cannot
-/// crowd a bucket: a lookup of a prefix no key has stops at the first empty slot of its
-/// group, as with any hash.
-type Slots<V> = DashMap<u64, V, BuildHasherDefault<PrefixHasher>>;
+/// default) costs a verification about as much as the lookup itself. Its work is not
+/// needed for spread, but a key is: with the prefix as its own hash, a client that
+/// can issue and revoke keys (an account API) could keep only those whose prefixes fall
+/// in one region of the table, then send tokens ground offline to look up there, and
+/// slow lookups a little for everyone. With a key unknown outside the process, where a
+/// prefix lands cannot be told from the prefix.
+#[derive(Clone)]
+struct PrefixState {
+    key: u64,
+}
 
-/// The [`Hasher`] of [`Slots`]: the `u64` prefix is its own hash.
-#[derive(Default)]
-struct PrefixHasher(u64);
+impl Default for PrefixState {
+    fn default() -> Self {
+        // The standard library's randomly keyed hasher, as a source of one random word
+        // that cannot fail.
+        Self {
+            key: std::hash::RandomState::new().hash_one(0_u64),
+        }
+    }
+}
+
+impl BuildHasher for PrefixState {
+    type Hasher = PrefixHasher;
+
+    fn build_hasher(&self) -> PrefixHasher {
+        PrefixHasher {
+            key: self.key,
+            hash: 0,
+        }
+    }
+}
+
+/// The [`Hasher`] of [`Slots`]: the `u64` prefix, keyed, through a folded multiply (the
+/// 128-bit product's halves xored, as `foldhash` does).
+struct PrefixHasher {
+    key: u64,
+    hash: u64,
+}
+
+impl PrefixHasher {
+    /// An odd constant with well-mixed bits (the fractional part of π).
+    const MULTIPLIER: u64 = 0x243f_6a88_85a3_08d3;
+
+    fn mix(&mut self, word: u64) {
+        let product = u128::from(word ^ self.key ^ self.hash) * u128::from(Self::MULTIPLIER);
+        // Truncations meant: the two halves of the product.
+        self.hash = (product as u64) ^ ((product >> 64) as u64);
+    }
+}
 
 impl Hasher for PrefixHasher {
     fn finish(&self) -> u64 {
-        self.0
+        self.hash
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        // Only `u64` keys are hashed (`write_u64`); any other input is folded in
-        // whole, never dropped.
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        // Only `u64` keys are hashed (`write_u64`); any other input is mixed in whole,
+        // never dropped.
+        for chunk in bytes.chunks(8) {
+            let mut word = [0_u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.mix(u64::from_le_bytes(word));
         }
     }
 
     fn write_u64(&mut self, prefix: u64) {
-        self.0 = prefix;
+        self.mix(prefix);
     }
 }
 
@@ -655,6 +699,22 @@ mod tests {
 
     fn store() -> MemoryStore<String> {
         MemoryStore::new()
+    }
+
+    /// Where a prefix lands depends on the store's random key: not the prefix itself,
+    /// and not the same in two stores.
+    #[test]
+    fn prefixes_are_hashed_with_a_key_of_each_store() {
+        let (one, two) = (PrefixState::default(), PrefixState::default());
+        let prefix = 0x0123_4567_89ab_cdef_u64;
+        assert_ne!(one.key, two.key);
+        assert_ne!(one.hash_one(prefix), prefix);
+        assert_ne!(one.hash_one(prefix), two.hash_one(prefix));
+        assert_eq!(one.hash_one(prefix), one.clone().hash_one(prefix));
+        // Neighbouring prefixes spread over the table's low bits (its bucket index).
+        let buckets: std::collections::HashSet<u64> =
+            (0..64_u64).map(|p| one.hash_one(p) & 0xfff).collect();
+        assert!(buckets.len() > 56, "{}", buckets.len());
     }
 
     #[test]
