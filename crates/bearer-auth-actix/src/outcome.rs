@@ -27,7 +27,9 @@ pub(crate) fn admit<P: Principal>(
     outcome: Outcome<P>,
     error_log: &ErrorLogThrottle,
 ) {
-    mark_request(req, error_log);
+    // An accepted token was read from the one `Authorization` value there is.
+    let one_value = matches!(outcome, Outcome::Accepted(_));
+    mark_request(req, error_log, one_value);
     // The extensions are shared by every clone of the request: this works whether or not
     // an outer middleware keeps one.
     req.extensions_mut().insert(outcome);

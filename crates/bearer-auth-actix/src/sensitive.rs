@@ -56,8 +56,19 @@ pub fn mark_authorization_sensitive(headers: &mut HeaderMap) {
 /// anything is changed, so the panic is caught here and the request goes on unmarked
 /// rather than being dropped. Under `panic = "abort"` nothing can be caught: see
 /// [`BearerAuthMiddleware`](crate::BearerAuthMiddleware#requests-shared-by-an-outer-middleware).
-pub(crate) fn mark_request(req: &mut ServiceRequest, error_log: &ErrorLogThrottle) {
-    let several = {
+///
+/// `one_value`: the caller knows the request has one `Authorization` value at most (an
+/// accepted token was read from it: a request with several is refused before), which
+/// saves a lookup; otherwise they are counted here.
+pub(crate) fn mark_request(
+    req: &mut ServiceRequest,
+    error_log: &ErrorLogThrottle,
+    one_value: bool,
+) {
+    debug_assert!(!one_value || req.headers().get_all(AUTHORIZATION).count() <= 1);
+    let several = if one_value {
+        false
+    } else {
         let mut values = req.headers().get_all(AUTHORIZATION);
         match (values.next(), values.next()) {
             // Nothing to mark: the request need not be changed at all.
@@ -115,7 +126,7 @@ mod tests {
                 let value = HeaderValue::try_from(format!("Bearer key-{i}")).unwrap();
                 req.headers_mut().append(AUTHORIZATION, value);
             }
-            mark_request(&mut req, &error_log);
+            mark_request(&mut req, &error_log, false);
             let headers = req.headers();
             let values: Vec<_> = headers.get_all(AUTHORIZATION).collect();
             assert_eq!(values.len(), count);
@@ -137,15 +148,15 @@ mod tests {
             .insert_header((AUTHORIZATION, "Bearer key-1"))
             .to_srv_request();
         let kept = req.request().clone();
-        mark_request(&mut req, &error_log);
-        mark_request(&mut req, &error_log);
+        mark_request(&mut req, &error_log, false);
+        mark_request(&mut req, &error_log, false);
         assert!(!req.headers().get(AUTHORIZATION).unwrap().is_sensitive());
         assert_eq!(req.headers().get(AUTHORIZATION).unwrap(), "Bearer key-1");
         // Logged once, counted the second time.
         assert_eq!(error_log.admit(SHARED_REQUEST), None);
         // Once the clone is gone, the request is marked.
         drop(kept);
-        mark_request(&mut req, &error_log);
+        mark_request(&mut req, &error_log, false);
         assert!(req.headers().get(AUTHORIZATION).unwrap().is_sensitive());
     }
 
@@ -154,7 +165,7 @@ mod tests {
         let error_log = ErrorLogThrottle::new(Duration::from_secs(3600));
         let mut req = TestRequest::default().to_srv_request();
         let _kept = req.request().clone();
-        mark_request(&mut req, &error_log);
+        mark_request(&mut req, &error_log, false);
         // Nothing was tried, nothing logged.
         assert_eq!(error_log.admit(SHARED_REQUEST), Some(0));
     }
