@@ -65,7 +65,7 @@ mod paired;
 #[path = "support/setups.rs"]
 mod setups;
 
-use paired::{Records, SAMPLES, paired_overhead, report_paired};
+use paired::{Records, SAMPLES, median, paired_overhead, report_paired};
 use setups::{request, secret, setups};
 
 use std::{
@@ -111,17 +111,6 @@ async fn paired(
     }
     records.borrow_mut().push((with, without, iters));
     with
-}
-
-fn median(values: impl Iterator<Item = f64>) -> Option<f64> {
-    let mut values: Vec<f64> = values.collect();
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    match values.len() {
-        0 => None,
-        n if n.is_multiple_of(2) => Some((values[mid - 1] + values[mid]) / 2.0),
-        _ => Some(values[mid]),
-    }
 }
 
 fn router(c: &mut Criterion) {

@@ -24,8 +24,13 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // a bench harness, not library code
 
+#[path = "support/paired.rs"]
+#[allow(dead_code)] // the router bench's pairing; this bench takes its median only
+mod paired;
 #[path = "support/setups.rs"]
 mod setups;
+
+use paired::median;
 
 use setups::{request, setups};
 
@@ -94,18 +99,6 @@ fn wall(router: &Router, authorization: &HeaderValue, threads: usize, iters: u64
     let start = spans.iter().map(|(start, _)| *start).min().unwrap();
     let end = spans.iter().map(|(_, end)| *end).max().unwrap();
     end - start
-}
-
-/// The median; `None` for no value.
-fn median(values: impl Iterator<Item = f64>) -> Option<f64> {
-    let mut values: Vec<f64> = values.collect();
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    match values.len() {
-        0 => None,
-        n if n.is_multiple_of(2) => Some((values[mid - 1] + values[mid]) / 2.0),
-        _ => Some(values[mid]),
-    }
 }
 
 /// Where criterion writes its estimates (as `support/paired.rs` finds it).

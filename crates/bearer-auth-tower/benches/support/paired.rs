@@ -35,7 +35,7 @@ pub(crate) fn paired_overhead(records: &Records) -> Option<(f64, f64)> {
 }
 
 /// The median; `None` for no value (a bench filtered out of this run).
-fn median(values: impl Iterator<Item = f64>) -> Option<f64> {
+pub(crate) fn median(values: impl Iterator<Item = f64>) -> Option<f64> {
     let mut values: Vec<f64> = values.collect();
     values.sort_by(f64::total_cmp);
     let mid = values.len() / 2;
