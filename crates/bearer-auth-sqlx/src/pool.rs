@@ -33,6 +33,17 @@ impl Engine {
         }
     }
 
+    /// The engine a database URL's scheme names: `sqlite`, `postgres` or `postgresql`,
+    /// `mysql` or `mariadb`.
+    fn from_scheme(scheme: &str) -> Option<Self> {
+        match scheme {
+            "sqlite" => Some(Self::Sqlite),
+            "postgres" | "postgresql" => Some(Self::Postgres),
+            "mysql" | "mariadb" => Some(Self::MySql),
+            _ => None,
+        }
+    }
+
     /// The engine's name: `sqlite`, `postgres` or `mysql`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -110,13 +121,13 @@ impl Pool {
     /// bounds the wait either way).
     pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
         let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
-        match scheme {
+        match Engine::from_scheme(scheme) {
             #[cfg(feature = "sqlite")]
-            "sqlite" => Self::connect_sqlite(url).await,
+            Some(Engine::Sqlite) => Self::connect_sqlite(url).await,
             #[cfg(feature = "postgres")]
-            "postgres" | "postgresql" => Self::connect_postgres(url).await,
+            Some(Engine::Postgres) => Self::connect_postgres(url).await,
             #[cfg(feature = "mysql")]
-            "mysql" | "mariadb" => Self::connect_mysql(url).await,
+            Some(Engine::MySql) => Self::connect_mysql(url).await,
             _ => Err(unsupported(scheme)),
         }
     }
@@ -205,14 +216,12 @@ impl Pool {
 /// Why a URL of `scheme` cannot be connected to: an engine whose feature this build does
 /// not have, or no engine at all.
 fn unsupported(scheme: &str) -> sqlx::Error {
-    let feature = match scheme {
-        "sqlite" => Some("sqlite"),
-        "postgres" | "postgresql" => Some("postgres"),
-        "mysql" | "mariadb" => Some("mysql"),
-        _ => None,
-    };
-    let message = match feature {
-        Some(feature) => format!("bearer-auth-sqlx was built without its `{feature}` feature"),
+    let message = match Engine::from_scheme(scheme) {
+        // The engine's name is its feature's.
+        Some(engine) => format!(
+            "bearer-auth-sqlx was built without its `{}` feature",
+            engine.as_str()
+        ),
         None => format!("bearer-auth-sqlx: unsupported database URL scheme {scheme:?}"),
     };
     sqlx::Error::Configuration(message.into())

@@ -38,12 +38,7 @@ fn main() {
     let name = args.first().map_or("bearer-auth", String::as_str);
     let wrong = args.get(1).is_some_and(|arg| arg == "wrong");
     let setups = setups();
-    let router = setups
-        .routers
-        .iter()
-        .find(|(setup, _)| *setup == name)
-        .map(|(_, router)| router.clone())
-        .unwrap_or_else(|| panic!("no setup named {name}"));
+    let router = setups.router(name);
     let authorization = if wrong { &setups.wrong } else { &setups.valid };
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()

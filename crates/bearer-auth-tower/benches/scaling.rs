@@ -30,14 +30,13 @@ mod paired;
 #[path = "support/setups.rs"]
 mod setups;
 
-use paired::median;
+use paired::{criterion_dir, median};
 
 use setups::{request, setups};
 
 use std::{
     cell::{Cell, RefCell},
     hint::black_box,
-    path::{Path, PathBuf},
     sync::Barrier,
     thread,
     time::{Duration, Instant},
@@ -101,16 +100,6 @@ fn wall(router: &Router, authorization: &HeaderValue, threads: usize, iters: u64
     end - start
 }
 
-/// Where criterion writes its estimates (as `support/paired.rs` finds it).
-fn criterion_dir() -> PathBuf {
-    std::env::var_os("CRITERION_HOME")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("CARGO_TARGET_DIR").map(|t| PathBuf::from(t).join("criterion"))
-        })
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/criterion"))
-}
-
 /// Prints the scaling figures from the last [`SAMPLES`] samples and writes them to
 /// `<criterion dir>/<id>/scaling.json`.
 fn report(id: &str, threads: usize, samples: &[Sample]) {
@@ -151,11 +140,7 @@ fn report(id: &str, threads: usize, samples: &[Sample]) {
 
 fn scaling(c: &mut Criterion) {
     let setups = setups();
-    let router = |name: &str| {
-        let (_, router) = setups.routers.iter().find(|(n, _)| *n == name).unwrap();
-        router
-    };
-    let (bare, ours) = (router("bare"), router("bearer-auth"));
+    let (bare, ours) = (setups.router("bare"), setups.router("bearer-auth"));
     let valid = &setups.valid;
     let threads = thread::available_parallelism().map_or(1, usize::from);
 

@@ -2,7 +2,7 @@
 
 use std::{
     fmt,
-    hash::{BuildHasher, Hash, Hasher},
+    hash::Hash,
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -587,81 +587,20 @@ fn reserve_with<V>(
     Err(KeyError::Exhausted)
 }
 
-/// A map by digest [`prefix`], hashed by [`PrefixHasher`]: one multiply, keyed.
-type Slots<V> = DashMap<u64, V, PrefixState>;
-
-/// Builds the [`PrefixHasher`]s of one store, with that store's random key.
+/// A map by digest [`prefix`], hashed by foldhash with a random seed of each map.
 ///
 /// The prefix is 8 bytes of a SHA-256 digest, already uniform: SipHash over it (the
-/// default) costs a verification about as much as the lookup itself. Its work is not
-/// needed for spread, but a key is: with the prefix as its own hash, a client that
-/// can issue and revoke keys (an account API) could keep only those whose prefixes fall
-/// in one region of the table, then send tokens ground offline to look up there, and
-/// slow lookups a little for everyone. With a key unknown outside the process, where a
-/// prefix lands cannot be told from the prefix.
-#[derive(Clone)]
-struct PrefixState {
-    key: u64,
-}
+/// default) costs a verification about as much as the lookup itself, where foldhash's
+/// folded multiply costs a nanosecond. Its work is not needed for spread, but a key is:
+/// with the prefix as its own hash, a client that can issue and revoke keys (an account
+/// API) could keep only those whose prefixes fall in one region of the table, then send
+/// tokens ground offline to look up there, and slow lookups a little for everyone. With
+/// a seed unknown outside the process, where a prefix lands cannot be told from the
+/// prefix.
+type Slots<V> = DashMap<u64, V, PrefixState>;
 
-impl Default for PrefixState {
-    fn default() -> Self {
-        // The standard library's randomly keyed hasher, as a source of one random word
-        // that cannot fail.
-        Self {
-            key: std::hash::RandomState::new().hash_one(0_u64),
-        }
-    }
-}
-
-impl BuildHasher for PrefixState {
-    type Hasher = PrefixHasher;
-
-    fn build_hasher(&self) -> PrefixHasher {
-        PrefixHasher {
-            key: self.key,
-            hash: 0,
-        }
-    }
-}
-
-/// The [`Hasher`] of [`Slots`]: the `u64` prefix, keyed, through a folded multiply (the
-/// 128-bit product's halves xored, as `foldhash` does).
-struct PrefixHasher {
-    key: u64,
-    hash: u64,
-}
-
-impl PrefixHasher {
-    /// An odd constant with well-mixed bits (the fractional part of π).
-    const MULTIPLIER: u64 = 0x243f_6a88_85a3_08d3;
-
-    fn mix(&mut self, word: u64) {
-        let product = u128::from(word ^ self.key ^ self.hash) * u128::from(Self::MULTIPLIER);
-        // Truncations meant: the two halves of the product.
-        self.hash = (product as u64) ^ ((product >> 64) as u64);
-    }
-}
-
-impl Hasher for PrefixHasher {
-    fn finish(&self) -> u64 {
-        self.hash
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `u64` keys are hashed (`write_u64`); any other input is mixed in whole,
-        // never dropped.
-        for chunk in bytes.chunks(8) {
-            let mut word = [0_u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.mix(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u64(&mut self, prefix: u64) {
-        self.mix(prefix);
-    }
-}
+/// The hasher of [`Slots`].
+type PrefixState = foldhash::fast::RandomState;
 
 /// How many secrets [`reserve_with`] draws before it gives up.
 const MAX_DRAWS: usize = 64;
@@ -705,9 +644,10 @@ mod tests {
     /// and not the same in two stores.
     #[test]
     fn prefixes_are_hashed_with_a_key_of_each_store() {
+        use std::hash::BuildHasher;
+
         let (one, two) = (PrefixState::default(), PrefixState::default());
         let prefix = 0x0123_4567_89ab_cdef_u64;
-        assert_ne!(one.key, two.key);
         assert_ne!(one.hash_one(prefix), prefix);
         assert_ne!(one.hash_one(prefix), two.hash_one(prefix));
         assert_eq!(one.hash_one(prefix), one.clone().hash_one(prefix));

@@ -503,23 +503,18 @@ fn classify(word: u64) -> (u64, u64, u64) {
 /// followed by a token character is refused, within a word and across two.
 pub(crate) fn is_b64token(token: &[u8]) -> bool {
     // The length is not secret.
-    if token.is_empty() {
+    let [first, ..] = token else {
         return false;
-    }
-    let mut bad = 0_u64;
+    };
+    // Padding first: nothing before it.
+    let mut bad = equal(u64::from(*first) | HIGH, b'=') & 0x80;
     // The high bit of the previous word's last byte, if it was padding.
     let mut pad_before = 0_u64;
-    let mut first = true;
     let mut chunks = token.chunks_exact(8);
     let mut check = |word: u64, lanes: u64| {
         let (char68, pad, other) = classify(word);
         let (char68, pad) = (char68 & lanes, pad & lanes);
         bad |= other & lanes;
-        // Padding first: nothing before it.
-        if first {
-            bad |= pad & 0x80;
-            first = false;
-        }
         // Padding right before a token character: byte `i + 1`'s class moved onto
         // byte `i`, and the previous word's last byte onto this one's first.
         bad |= pad & (char68 >> 8);

@@ -56,17 +56,22 @@ pub(crate) fn report_paired(id: &str, overhead: Option<(f64, f64)>) {
         "{id}: paired overhead over bare (medians of {SAMPLES} samples): {absolute:.1} ns, {:.1}% of bare",
         relative * 100.0
     );
-    let root = std::env::var_os("CRITERION_HOME")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("CARGO_TARGET_DIR").map(|t| PathBuf::from(t).join("criterion"))
-        })
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/criterion"));
-    let dir = root.join(id);
+    let dir = criterion_dir().join(id);
     if std::fs::create_dir_all(&dir).is_ok() {
         let json = format!(
             "{{\"paired_overhead_ns\":{absolute},\"paired_overhead_relative\":{relative},\"samples\":{SAMPLES}}}\n"
         );
         let _ = std::fs::write(dir.join("paired.json"), json);
     }
+}
+
+/// Where criterion writes its estimates: `CRITERION_HOME`, else `criterion` in the target
+/// directory.
+pub(crate) fn criterion_dir() -> PathBuf {
+    std::env::var_os("CRITERION_HOME")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("CARGO_TARGET_DIR").map(|t| PathBuf::from(t).join("criterion"))
+        })
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/criterion"))
 }

@@ -109,6 +109,22 @@ pub(crate) struct Setups {
     pub(crate) routers: Vec<(&'static str, Router)>,
 }
 
+impl Setups {
+    /// The router of the setup `name`.
+    ///
+    /// # Panics
+    ///
+    /// When there is no such setup.
+    #[allow(dead_code)] // the scaling and profile benches look setups up; the others walk them all
+    pub(crate) fn router(&self, name: &str) -> &Router {
+        self.routers
+            .iter()
+            .find(|(setup, _)| *setup == name)
+            .map(|(_, router)| router)
+            .unwrap_or_else(|| panic!("no setup named {name}"))
+    }
+}
+
 pub(crate) fn setups() -> Setups {
     let store = MemoryStore::<String>::new();
     let issued = store
